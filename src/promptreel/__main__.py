@@ -1,0 +1,3 @@
+from promptreel.cli import main
+
+main()

@@ -1,0 +1,292 @@
+"""The `promptreel` command: a thin layer that builds a request and renders what comes back.
+
+Errors the user can act on are one line on stderr (`ErrorType: message`) and exit code 1; set
+PROMPTREEL_DEBUG=1 for the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+
+from .errors import InvalidRequest, PromptreelError
+
+app = typer.Typer(
+    help="Local text-to-video generation with open diffusion models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+models_app = typer.Typer(help="List the models promptreel knows, or show one.")
+app.add_typer(models_app, name="models")
+
+DEBUG = os.environ.get("PROMPTREEL_DEBUG") == "1"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script and `python -m promptreel`."""
+    if not DEBUG:
+        _quiet_libraries()
+    try:
+        code = app(args=argv, prog_name="promptreel", standalone_mode=False)
+    except PromptreelError as exc:
+        if DEBUG:
+            raise
+        _fail(type(exc).__name__, str(exc), 1)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        _fail("UsageError", exc.format_message(), exc.exit_code)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        _fail("Interrupted", "stopped; no partial file was left behind", 130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(kind: str, message: str, code: int) -> None:
+    print(f"{kind}: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _quiet_libraries() -> None:
+    """Library chatter (deprecations, torchvision hints) would bury our one-line messages."""
+    warnings.filterwarnings("ignore")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    logging.getLogger("transformers").setLevel(logging.ERROR)
+    logging.getLogger("diffusers").setLevel(logging.ERROR)
+
+
+@app.command()
+def generate(
+    prompt: Annotated[str | None, typer.Argument(help="What the video shows.")] = None,
+    model: Annotated[str | None, typer.Option(help="Alias, hub repo id or folder.")] = None,
+    negative_prompt: Annotated[str | None, typer.Option(help="What to avoid.")] = None,
+    num_frames: Annotated[int | None, typer.Option(help="Frames to generate.")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frames per second of the file.")] = None,
+    height: Annotated[int | None, typer.Option(help="Height in pixels.")] = None,
+    width: Annotated[int | None, typer.Option(help="Width in pixels.")] = None,
+    num_inference_steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (default: a random one).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="ddim, dpm++, euler, euler-a or unipc.")
+    ] = None,
+    image: Annotated[Path | None, typer.Option(help="Image to animate.")] = None,
+    video: Annotated[Path | None, typer.Option(help="Video to transform.")] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Model-specific KEY=VALUE (repeatable).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help=".mp4, .webm, .gif, or a folder.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --output.")] = False,
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, float16 or bfloat16.")] = "auto",
+    offload: Annotated[str, typer.Option(help="none, model, sequential or group.")] = "none",
+    vae_slicing: Annotated[bool, typer.Option(help="Decode one video at a time.")] = False,
+    vae_tiling: Annotated[bool, typer.Option(help="Decode in tiles (less memory).")] = False,
+    forward_chunking: Annotated[bool, typer.Option(help="Chunk feed-forward layers.")] = False,
+    compile: Annotated[bool, typer.Option(help="torch.compile the denoiser.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the record.")] = False,
+) -> None:
+    """Make a video from a prompt (and an image or a video, for models that take one)."""
+    from .request import DEFAULT_MODEL, make_request
+
+    fields: dict[str, Any] = {
+        "prompt": prompt,
+        "model": model or DEFAULT_MODEL,
+        "device": device,
+        "dtype": dtype,
+        "offload": offload,
+        "vae_slicing": vae_slicing,
+        "vae_tiling": vae_tiling,
+        "forward_chunking": forward_chunking,
+        "compile": compile,
+        "params": _parse_params(param or []),
+    }
+    optional = {
+        "negative_prompt": negative_prompt,
+        "num_frames": num_frames,
+        "fps": fps,
+        "height": height,
+        "width": width,
+        "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale,
+        "seed": seed,
+        "scheduler": scheduler,
+        "image": image,
+        "video": video,
+    }
+    # only what the user set counts as set: unset values take the card's, silently
+    request = make_request(**fields, **{k: v for k, v in optional.items() if v is not None})
+    from .video import check_output_path
+
+    if output is not None:
+        check_output_path(output, overwrite=overwrite)
+
+    from .generation import Progress, run
+
+    with ProgressDisplay(enabled=not quiet) as show:
+        result = run(request, progress=show)
+        show(Progress("write"))
+        path = output or _fresh_name(result.record)
+        saved = result.save(path, overwrite=overwrite)
+    if json_output:
+        print(json.dumps(result.record, indent=2))
+    elif not quiet:
+        print(saved)
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequest(f"--param expects KEY=VALUE but got {item!r}.")
+        params[key.strip()] = value
+    return params
+
+
+def _fresh_name(record: dict[str, Any]) -> Path:
+    """A new file in the current folder named from the prompt and seed; never an existing one."""
+    from .video import make_filename
+
+    while True:
+        name = make_filename(record["prompt"] or "", record["seed"], secrets.token_hex(3), ".mp4")
+        if not Path(name).exists():
+            return Path(name)
+
+
+class ProgressDisplay:
+    """One Rich progress bar for the whole job, on stderr so stdout stays clean for --json."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not self.enabled,
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("load", total=None)
+        return self.update
+
+    def update(self, progress: Any) -> None:
+        total = progress.total or None
+        self.bar.update(self.task, description=progress.stage, completed=progress.step, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+@models_app.callback(invoke_without_command=True)
+def models(
+    ctx: typer.Context,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """List the built-in models and whether each is downloaded."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .models.cards import CARDS
+    from .models.info import card_info
+
+    infos = [card_info(card) for card in CARDS]
+    if json_output:
+        print(json.dumps(infos, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("name", "repo", "tasks", "native", "downloaded")
+    for info in infos:
+        native = f"{info['width']}x{info['height']}, {info['num_frames']}f @ {info['fps']}fps"
+        tasks = ", ".join(info["tasks"])
+        table.add_row(
+            info["name"], info["repo_id"], tasks, native, "yes" if info["downloaded"] else "no"
+        )
+    Console().print(table)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Alias, hub repo id or folder.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Show one model card."""
+    from .models.info import card_info
+    from .models.resolve import find_card
+
+    info = card_info(find_card(name))
+    if json_output:
+        print(json.dumps(info, indent=2))
+        return
+    for key, value in info.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else value
+        print(f"{key:<20} {shown}")
+
+
+@app.command()
+def download(
+    model: Annotated[str, typer.Argument(help="Alias or hub repo id.")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before downloading.")
+    ] = False,
+) -> None:
+    """Fetch what a model needs (safetensors only) into the Hugging Face cache."""
+    from .models.download import download_model
+
+    download_model(model, confirm=None if yes else _confirm)
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        return True  # scripts and CI: the size was printed; asking would hang
+    return typer.confirm(question, default=True)
+
+
+@app.command()
+def inspect(
+    video: Annotated[Path, typer.Argument(help="A video made by promptreel.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Print how a video was made."""
+    from .video import read_record
+
+    record = read_record(video)
+    if json_output:
+        print(json.dumps(record, indent=2))
+        return
+    for key, value in record.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else value
+        print(f"{key:<18} {shown}")

@@ -1,0 +1,288 @@
+"""One request in, one `Video` out: resolve the model, check, load (cached), run, report.
+
+video = generate("a red panda eating bamboo", model="modelscope", num_frames=16, seed=7)
+video.save("panda.mp4")
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import numpy as np
+import torch
+from PIL import Image
+
+from .device import check_offload, pick_device, pick_dtype
+from .errors import InvalidRequest
+from .models.card import ModelCard
+from .models.load import LoadOptions, load_pipeline, set_memory_switches
+from .models.resolve import find_card, locate
+from .request import DEFAULT_MODEL, GenerationRequest, Settings, make_request, settle
+from .schedulers import make_scheduler
+from .video import Video, read_image, read_video
+
+STAGES = ("load", "encode", "denoise", "decode", "write")
+MAX_INPUT_FRAMES = 1000
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a job is: a stage of STAGES, and for `denoise` the step out of the total."""
+
+    stage: str
+    step: int = 0
+    total: int = 0
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def generate(
+    prompt: str | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    progress: ProgressFn | None = None,
+    **options: Any,
+) -> Video:
+    """Make a video. `options` are the fields of `GenerationRequest` (diffusers' names)."""
+    return run(make_request(prompt=prompt, model=model, **options), progress=progress)
+
+
+def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Video:
+    """Run a validated request; raises a PromptreelError before loading anything if it is bad."""
+    report = progress or (lambda _: None)
+    # 1. Check everything that can be checked without weights
+    card = find_card(request.model)
+    device = pick_device(request.device)
+    dtype = pick_dtype(request.dtype, device, card.dtype)
+    check_offload(device, request.offload)
+    frames_in = _read_input_video(request, card)
+    settings = settle(request, card, video_frames=None if frames_in is None else len(frames_in))
+    image = read_image(request.image) if request.image is not None else None
+    pipeline_class = card.family.pipeline_class
+    if image is not None and card.family.image_pipeline_class:
+        pipeline_class = card.family.image_pipeline_class
+    kwargs = _call_arguments(request, settings, card, pipeline_class)
+    folder = locate(card)
+
+    # 2. Load, or reuse the loaded pipeline
+    started = time.perf_counter()
+    report(Progress("load"))
+    options = LoadOptions(
+        folder=folder,
+        pipeline_class=card.family.pipeline_class,
+        device=device,
+        dtype=dtype,
+        offload=request.offload,
+        compile=request.compile,
+    )
+    pipe, own_scheduler, reused = load_pipeline(card, options)
+    if pipeline_class != card.family.pipeline_class:
+        pipe = getattr(diffusers, pipeline_class).from_pipe(pipe)
+    set_memory_switches(
+        pipe,
+        vae_slicing=request.vae_slicing,
+        vae_tiling=request.vae_tiling,
+        forward_chunking=request.forward_chunking,
+    )
+    pipe.scheduler = (
+        make_scheduler(settings.scheduler, own_scheduler.config, card.scheduler_overrides)
+        if settings.scheduler
+        else own_scheduler
+    )
+    timings = {"load": time.perf_counter() - started}
+
+    # 3. Run: encode the prompt, denoise, decode
+    if image is not None:
+        kwargs["image"] = image
+    if frames_in is not None:
+        kwargs["video"] = [
+            Image.fromarray(f).resize((settings.width, settings.height), Image.Resampling.LANCZOS)
+            for f in frames_in[: settings.num_frames]
+        ]
+    clock = _StageClock(report, timings)
+    pipe.progress_bar = clock.progress_bar
+    torch.manual_seed(settings.seed)
+    generator = torch.Generator("cpu").manual_seed(settings.seed)
+    output = pipe(**kwargs, generator=generator, output_type="np")
+    clock.finish()
+    frames = _to_uint8(output.frames if hasattr(output, "frames") else output.images)
+
+    record = _record(
+        request, card, settings, kwargs, pipe, folder=folder, device=device, dtype=dtype
+    )
+    record["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    record["pipeline_reused"] = reused
+    return Video(frames=frames, fps=settings.fps, record=record)
+
+
+class _StageClock:
+    """Times encode / denoise / decode by watching the pipeline's own progress bar.
+
+    Every diffusers pipeline opens `self.progress_bar(total=steps)` around its denoising loop
+    and calls `update()` once a step: before the bar, it encodes the prompt; after it, it
+    decodes. Replacing that method on the instance gives the same stages for every family.
+    """
+
+    def __init__(self, report: ProgressFn, timings: dict[str, float]) -> None:
+        self.report = report
+        self.timings = timings
+        self.mark = time.perf_counter()
+        self.step = 0
+        self.total = 0
+        report(Progress("encode"))
+
+    def _lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - self.mark
+        self.mark = now
+
+    def progress_bar(self, iterable: Any = None, total: int | None = None) -> _StageClock:
+        self._lap("encode" if "denoise" not in self.timings else "decode")
+        self.total += total if total is not None else len(iterable)
+        self.iterable = iterable
+        self.report(Progress("denoise", self.step, self.total))
+        return self
+
+    def __enter__(self) -> _StageClock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._lap("denoise")
+        self.report(Progress("decode", self.step, self.total))
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update()
+
+    def update(self, n: int = 1) -> None:
+        self.step += n
+        self.report(Progress("denoise", self.step, self.total))
+
+    def finish(self) -> None:
+        self._lap("decode")
+
+
+def _read_input_video(request: GenerationRequest, card: ModelCard) -> np.ndarray | None:
+    if request.video is None or "video-to-video" not in card.tasks:
+        return None  # settle() refuses a video the model does not take
+    frames, _fps = read_video(request.video, max_frames=MAX_INPUT_FRAMES)
+    return frames
+
+
+def _call_arguments(
+    request: GenerationRequest, settings: Settings, card: ModelCard, pipeline_class: str
+) -> dict[str, Any]:
+    """The pipeline's keyword arguments, in its own names.
+
+    A value the pipeline has no argument for is dropped when it came from the card, and refused
+    when the user set it: SVD has no `guidance_scale`, and silently ignoring one misleads.
+    """
+    accepted = inspect.signature(getattr(diffusers, pipeline_class).__call__).parameters
+    values: dict[str, Any] = {
+        "prompt": settings.prompt,
+        "negative_prompt": settings.negative_prompt,
+        "num_frames": settings.num_frames,
+        "height": settings.height,
+        "width": settings.width,
+        "fps": settings.fps,
+        "num_inference_steps": settings.num_inference_steps,
+        "guidance_scale": settings.guidance_scale,
+    }
+    # promptreel itself uses these: fps to write the file, the size to resize an input video
+    own = {"fps", "height", "width"} if request.video is not None else {"fps"}
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        if value is None:
+            continue
+        target = card.family.renames.get(name, name)
+        if target in accepted:
+            kwargs[target] = value
+        elif name in request.model_fields_set and name not in own:
+            raise InvalidRequest(f"{card.name} ({pipeline_class}) has no `{name}`; remove it.")
+    if "fps" in kwargs or "target_fps" in kwargs:
+        # pipelines condition on a whole number of frames per second
+        key = "fps" if "fps" in kwargs else "target_fps"
+        kwargs[key] = round(kwargs[key])
+    return {**kwargs, **settings.params}
+
+
+def _to_uint8(frames: Any) -> np.ndarray:
+    """Frames as uint8 (frames x height x width x 3), whatever nesting the pipeline returns."""
+    array = np.asarray(frames)
+    while array.ndim > 4:
+        assert array.shape[0] == 1, f"expected one video, got {array.shape[0]}"
+        array = array[0]
+    if array.dtype != np.uint8:
+        array = (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def _record(
+    request: GenerationRequest,
+    card: ModelCard,
+    settings: Settings,
+    kwargs: dict[str, Any],
+    pipe: Any,
+    *,
+    folder: Path,
+    device: str,
+    dtype: str,
+) -> dict[str, Any]:
+    """How the video was made: enough to make it again, bit for bit, on the same machine."""
+    parameters = {k: v for k, v in kwargs.items() if k not in ("image", "video")}
+    parameters.pop("prompt", None)
+    parameters.pop("negative_prompt", None)
+    inputs = {
+        name: {"file": path.name, "sha256": _sha256(path)}
+        for name, path in (("image", request.image), ("video", request.video))
+        if path is not None
+    }
+    return {
+        "promptreel_record": 1,
+        "prompt": settings.prompt,
+        "negative_prompt": settings.negative_prompt,
+        "model": {
+            "name": card.name,
+            "repo_id": card.repo_id,
+            "revision": folder.name if card.local_path is None else card.revision,
+            "pipeline_class": type(pipe).__name__,
+            "variant": card.variant,
+        },
+        "parameters": {**parameters, "fps": settings.fps},
+        "seed": settings.seed,
+        "scheduler": {"name": settings.scheduler, "class": type(pipe.scheduler).__name__},
+        "dtype": dtype,
+        "device": device,
+        "memory": {
+            "offload": request.offload,
+            "vae_slicing": request.vae_slicing,
+            "vae_tiling": request.vae_tiling,
+            "forward_chunking": request.forward_chunking,
+            "compile": request.compile,
+        },
+        "inputs": inputs,
+        "versions": {
+            name: importlib.metadata.version(name)
+            for name in ("promptreel", "diffusers", "torch", "transformers")
+        },
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

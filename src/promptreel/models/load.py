@@ -1,0 +1,164 @@
+"""Loading a diffusers pipeline safely, and keeping it loaded between requests.
+
+Safetensors only, no remote code, no custom pipeline: a model folder is data, never code.
+One pipeline stays loaded at a time: a second request on the same model reuses it, a request on
+another model frees it first (two video models rarely fit in memory together).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import diffusers
+import torch
+
+from ..device import DTYPES, check_offload
+from ..errors import InvalidRequest, ModelNotFound
+from .card import ModelCard
+from .resolve import locate_extra
+
+# Libraries a model_index.json may name. Anything else would make diffusers import code that
+# came with the weights.
+TRUSTED_LIBRARIES = frozenset({"diffusers", "transformers", None})
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """What a loaded pipeline depends on: change any of these and it must be loaded anew."""
+
+    folder: Path
+    pipeline_class: str
+    device: str
+    dtype: str
+    offload: str  # none | model | sequential | group
+    compile: bool
+
+
+@dataclass
+class _Loaded:
+    options: LoadOptions
+    pipe: Any
+    scheduler: Any  # the repo's own, to restore after a request that swapped it
+
+
+_current: _Loaded | None = None
+
+
+def load_pipeline(card: ModelCard, options: LoadOptions) -> tuple[Any, Any, bool]:
+    """The pipeline for `card`, its own scheduler, and whether it was already loaded."""
+    global _current
+    if _current is not None and _current.options == options:
+        return _current.pipe, _current.scheduler, True
+    unload()
+    pipe = _from_pretrained(card, options)
+    place(pipe, device=options.device, offload=options.offload)
+    if options.compile:
+        name = "unet" if hasattr(pipe, "unet") else "transformer"
+        setattr(pipe, name, torch.compile(getattr(pipe, name)))
+    pipe.set_progress_bar_config(disable=True)
+    _current = _Loaded(options, pipe, pipe.scheduler)
+    return pipe, pipe.scheduler, False
+
+
+def unload() -> None:
+    """Free the loaded pipeline's memory."""
+    global _current
+    _current = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def place(pipe: Any, *, device: str, offload: str) -> None:
+    """Put the pipeline on `device`, or let it stream there piece by piece (`offload`).
+
+    model: whole components move to the GPU when used (saves about half the memory, small cost);
+    sequential: layer by layer (least memory, much slower); group: groups of layers with
+    prefetching (near `sequential` memory at near `model` speed).
+    """
+    check_offload(device, offload)
+    if offload == "none":
+        pipe.to(device)
+    elif offload == "model":
+        pipe.enable_model_cpu_offload(device=device)
+    elif offload == "sequential":
+        pipe.enable_sequential_cpu_offload(device=device)
+    elif offload == "group":
+        pipe.enable_group_offload(
+            onload_device=torch.device(device),
+            offload_type="leaf_level",
+            use_stream=device == "cuda",
+        )
+    else:
+        raise InvalidRequest(f"--offload must be none, model, sequential or group, not {offload}.")
+
+
+def set_memory_switches(
+    pipe: Any, *, vae_slicing: bool, vae_tiling: bool, forward_chunking: bool
+) -> None:
+    """Switch the per-request memory savers on or off (they persist on a loaded pipeline)."""
+    vae = pipe.vae
+    for flag, on, off in (
+        (vae_slicing, "enable_slicing", "disable_slicing"),
+        (vae_tiling, "enable_tiling", "disable_tiling"),
+    ):
+        if hasattr(vae, on):
+            getattr(vae, on if flag else off)()
+        elif flag:
+            raise InvalidRequest(
+                f"the {type(vae).__name__} VAE cannot {on.split('_')[1]}; remove "
+                f"--vae-{on.split('_')[1]}."
+            )
+    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
+    if hasattr(denoiser, "enable_forward_chunking"):
+        if forward_chunking:
+            # chunk over frames (dim 1): feed-forward memory drops by the frame count
+            denoiser.enable_forward_chunking(chunk_size=1, dim=1)
+        else:
+            denoiser.disable_forward_chunking()
+    elif forward_chunking:
+        raise InvalidRequest(
+            f"{type(denoiser).__name__} has no forward chunking; remove --forward-chunking."
+        )
+
+
+def _from_pretrained(card: ModelCard, options: LoadOptions) -> Any:
+    check_model_index(options.folder)
+    dtype = DTYPES[options.dtype]
+    extra = {}
+    for argument, (repo_id, class_name) in card.extra_repos.items():
+        cls = getattr(diffusers, class_name)
+        extra[argument] = cls.from_pretrained(
+            locate_extra(repo_id), torch_dtype=dtype, use_safetensors=True
+        )
+    cls = getattr(diffusers, options.pipeline_class)
+    try:
+        return cls.from_pretrained(
+            options.folder,
+            torch_dtype=dtype,
+            variant=card.variant,
+            use_safetensors=True,
+            **extra,
+        )
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFound(
+            f"could not load {card.name} from {options.folder} (safetensors only): {first_line}"
+        ) from exc
+
+
+def check_model_index(folder: Path) -> None:
+    """Refuse a model_index.json that points at code outside diffusers and transformers."""
+    index = json.loads((folder / "model_index.json").read_text())
+    for name, value in index.items():
+        if name.startswith("_") or not isinstance(value, list) or len(value) != 2:
+            continue
+        if value[0] not in TRUSTED_LIBRARIES:
+            raise ModelNotFound(
+                f"{folder}: component {name!r} comes from {value[0]!r}, which would run code "
+                "shipped with the model; promptreel loads only diffusers and transformers classes."
+            )

@@ -1,0 +1,266 @@
+"""The request: one validated description of a video to make, shared by the CLI and the API.
+
+`GenerationRequest` is what a user asks for (unset fields are None). `settle` checks it against
+a model card and fills the gaps with the card's native values, giving `Settings`: every number
+the pipeline will be called with. Both happen before any model is loaded, so a bad request costs
+nothing and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import InvalidRequest
+from .models.card import ModelCard
+from .schedulers import SCHEDULERS, SWAPPABLE
+
+DEFAULT_MODEL = "modelscope"
+MAX_PROMPT_CHARS = 4000
+MAX_SEED = 2**63 - 1
+MAX_STEPS = 500
+MAX_GUIDANCE = 50.0
+MAX_FPS = 120.0
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+Offload = Literal["none", "model", "sequential", "group"]
+
+
+class GenerationRequest(BaseModel):
+    """What the user asked for, with diffusers' argument names. None means "the model's own"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    prompt: str | None = None
+    model: str = DEFAULT_MODEL
+    negative_prompt: str | None = None
+    num_frames: int | None = None
+    fps: float | None = None
+    height: int | None = None
+    width: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = None
+    scheduler: str | None = None
+    image: Path | None = None
+    video: Path | None = None
+    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    device: Device = "auto"
+    dtype: Dtype = "auto"
+    offload: Offload = "none"
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    forward_chunking: bool = False
+    compile: bool = False
+
+    @field_validator("scheduler")
+    @classmethod
+    def _known_scheduler(cls, name: str | None) -> str | None:
+        if name is not None and name not in SCHEDULERS:
+            raise ValueError(f"must be one of {', '.join(SCHEDULERS)}")
+        return name
+
+
+def make_request(**fields: object) -> GenerationRequest:
+    """Build a request, turning pydantic's multi-line report into one line that names the field."""
+    try:
+        return GenerationRequest(**fields)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "request"
+        message = err["msg"].removeprefix("Value error, ").lower()
+        raise InvalidRequest(f"`{name}` {message} (got {err.get('input')!r}).") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A request settled against a card: every value the pipeline is called with."""
+
+    prompt: str | None
+    negative_prompt: str | None
+    num_frames: int
+    height: int
+    width: int
+    fps: float
+    num_inference_steps: int
+    guidance_scale: float
+    seed: int
+    scheduler: str | None
+    params: dict[str, bool | int | float] = field(default_factory=dict)
+
+
+def settle(
+    request: GenerationRequest, card: ModelCard, *, video_frames: int | None = None
+) -> Settings:
+    """Check `request` against `card` and fill every unset value with the card's native one.
+
+    `video_frames` is the frame count of the input video, for video-to-video models: by default
+    the output has as many frames as the input.
+    """
+    family = card.family
+    # 1. What the model takes: text, an image, a video
+    prompt = _check_prompt(request.prompt, card, "prompt")
+    negative = _check_prompt(request.negative_prompt, card, "negative_prompt", optional=True)
+    _check_inputs(request, card)
+
+    # 2. Frames, size, speed of playback
+    num_frames = request.num_frames
+    if num_frames is None:
+        num_frames = min(card.num_frames, video_frames) if video_frames else card.num_frames
+    _check_frames(num_frames, card, video_frames)
+    height = card.height if request.height is None else request.height
+    width = card.width if request.width is None else request.width
+    _check_size(height, width, card)
+    fps = float(card.fps if request.fps is None else request.fps)
+    _check_range("fps", fps, 1, MAX_FPS)
+
+    # 3. Sampling
+    steps = (
+        card.num_inference_steps
+        if request.num_inference_steps is None
+        else request.num_inference_steps
+    )
+    _check_range("num_inference_steps", steps, 1, MAX_STEPS)
+    guidance = card.guidance_scale if request.guidance_scale is None else request.guidance_scale
+    _check_range("guidance_scale", guidance, 0.0, MAX_GUIDANCE)
+    if request.scheduler is not None and family.pipeline_class not in SWAPPABLE:
+        raise InvalidRequest(
+            f"--scheduler is not supported for {card.name}: {family.pipeline_class} needs the "
+            "scheduler it ships with; leave --scheduler unset."
+        )
+    seed = secrets.randbelow(2**32) if request.seed is None else request.seed
+    _check_range("seed", seed, 0, MAX_SEED)
+    return Settings(
+        prompt=prompt,
+        negative_prompt=negative,
+        num_frames=num_frames,
+        height=height,
+        width=width,
+        fps=fps,
+        num_inference_steps=steps,
+        guidance_scale=float(guidance),
+        seed=seed,
+        scheduler=request.scheduler or card.scheduler,
+        params=_check_params(request.params, card),
+    )
+
+
+def _check_prompt(
+    text: str | None, card: ModelCard, name: str, *, optional: bool = False
+) -> str | None:
+    if not card.family.takes_text:
+        if text is not None:
+            raise InvalidRequest(
+                f"{card.name} takes no text, only an image: remove the {name} "
+                "(it would be ignored)."
+            )
+        return None
+    if text is None and optional:
+        return None
+    if text is None or not text.strip():
+        raise InvalidRequest(f"{card.name} needs a {name}: give a non-empty text.")
+    if len(text) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(
+            f"`{name}` is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}."
+        )
+    if "\x00" in text:
+        raise InvalidRequest(f"`{name}` contains a NUL character; remove it.")
+    return text.strip()
+
+
+def _check_inputs(request: GenerationRequest, card: ModelCard) -> None:
+    tasks = card.tasks
+    if "video-to-video" in tasks:
+        if request.video is None:
+            raise InvalidRequest(f"{card.name} transforms a video: give one with --video PATH.")
+    elif request.video is not None:
+        raise InvalidRequest(f"{card.name} does not take a video; remove --video.")
+    if "image-to-video" in tasks:
+        if request.image is None and "text-to-video" not in tasks:
+            raise InvalidRequest(f"{card.name} animates an image: give one with --image PATH.")
+    elif request.image is not None:
+        raise InvalidRequest(
+            f"{card.name} does not take an image; remove --image or pick an image-to-video model "
+            "(see `promptreel models`)."
+        )
+
+
+def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None) -> None:
+    step, offset = card.family.frame_step, card.family.frame_offset
+    lowest = max(1, offset)
+    if not lowest <= num_frames <= card.max_frames:
+        raise InvalidRequest(
+            f"`num_frames` must be between {lowest} and {card.max_frames} for {card.name} "
+            f"but is {num_frames}."
+        )
+    if (num_frames - offset) % step:
+        below = num_frames - (num_frames - offset) % step
+        valid = ", ".join(str(n) for n in (below, below + step) if lowest <= n <= card.max_frames)
+        rule = f"{step}k+{offset}" if offset else f"a multiple of {step}"
+        raise InvalidRequest(
+            f"`num_frames` must be {rule} for {card.name} but is {num_frames}; try {valid}."
+        )
+    if video_frames is not None and num_frames > video_frames:
+        raise InvalidRequest(
+            f"`num_frames` is {num_frames} but the input video has only {video_frames} frames."
+        )
+
+
+def _check_size(height: int, width: int, card: ModelCard) -> None:
+    m = card.family.size_multiple
+    for name, value in (("height", height), ("width", width)):
+        if value < m or value % m:
+            raise InvalidRequest(
+                f"`{name}` must be a positive multiple of {m} for {card.name} but is {value}."
+            )
+    if height * width > card.max_pixels:
+        raise InvalidRequest(
+            f"{width}x{height} is {height * width} pixels, more than the {card.max_pixels} "
+            f"{card.name} supports; lower --width/--height."
+        )
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+    if not lo <= value <= hi:
+        raise InvalidRequest(f"`{name}` must be between {lo:g} and {hi:g} but is {value:g}.")
+
+
+def _check_params(
+    given: dict[str, bool | int | float | str], card: ModelCard
+) -> dict[str, bool | int | float]:
+    known = card.family.params
+    checked: dict[str, bool | int | float] = {}
+    for key, raw in given.items():
+        spec = known.get(key)
+        if spec is None:
+            names = ", ".join(sorted(known)) or "none"
+            raise InvalidRequest(f"unknown --param `{key}` for {card.name}; it accepts: {names}.")
+        value = _parse_param(key, raw, spec.type)
+        if spec.type is not bool:
+            lo = float("-inf") if spec.minimum is None else spec.minimum
+            hi = float("inf") if spec.maximum is None else spec.maximum
+            _check_range(key, value, lo, hi)
+        checked[key] = value
+    return checked
+
+
+def _parse_param(key: str, raw: bool | int | float | str, kind: type) -> bool | int | float:
+    text = str(raw).strip().lower()
+    if kind is bool:
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+    else:
+        try:
+            value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
+            if value == value and value not in (float("inf"), float("-inf")):  # not NaN/inf
+                return value
+        except ValueError:
+            pass
+    raise InvalidRequest(f"--param {key} expects {kind.__name__} but got {raw!r}.")

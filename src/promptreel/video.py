@@ -1,0 +1,597 @@
+"""The `Video` a generation returns, and every way it reaches or leaves the disk.
+
+Writing (`Video.save`):
+
+    .mp4      H.264 (libx264), yuv420p, BT.709, +faststart    plays in every browser
+    .webm     VP9 (libvpx-vp9), yuv420p, BT.709, constant quality
+    .gif      loops forever, one adaptive palette per frame, delays in centiseconds
+    folder/   frame_00000.png, frame_00001.png, ... and record.json
+
+The generation record (JSON) goes into the container's `comment` tag (MP4, WebM) and into the
+`Comment` text chunk of every PNG, and is always written beside the output as `NAME.json`.
+Every file is encoded under a hidden temporary name in the target folder and renamed into place
+when complete, so a reader (the web page, the job history) never sees half a video, and an error or
+Ctrl-C leaves nothing behind. `check_output_path` runs the same refusals without writing anything,
+so the CLI can refuse a bad `--output` before it spends minutes loading a model.
+
+Reading (`read_video`, `read_image`, `read_record`) turns every way an input can be wrong into one
+`InputError` line, and refuses inputs too large to decode (decompression bombs) before decoding.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import re
+import secrets
+import shutil
+import unicodedata
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+
+from promptreel.errors import InputError, OutputError
+
+__all__ = [
+    "MAX_FRAMES",
+    "MAX_PIXELS",
+    "SUFFIXES",
+    "Video",
+    "check_output_path",
+    "make_filename",
+    "read_image",
+    "read_record",
+    "read_video",
+]
+
+SUFFIXES: tuple[str, ...] = (".mp4", ".webm", ".gif")
+"""File suffixes `Video.save` writes; a folder (existing, or a path ending in '/') gets PNGs."""
+
+MAX_PIXELS = 4096 * 4096  # per frame; larger inputs are refused before any frame is decoded
+MAX_FRAMES = 1024  # default limit of read_video; callers pass the model card's own limit
+
+# Browsers play GIF delays of 0 or 1 centisecond as 10 (a relic of 1990s banner ads), so above
+# 50 fps a GIF would silently play several times slower than asked.
+GIF_MAX_FPS = 50
+
+_PNG_FOLDER = "folder"
+_FRAME_NAME = re.compile(r"frame_\d{5,}\.png")
+_RECORD_NAME = "record.json"
+_RECORD_KEY = "comment"  # MP4 stores it as the standard ©cmt atom, Matroska as a COMMENT tag
+_PNG_RECORD_KEY = "Comment"  # the PNG spec's predefined keyword
+
+# Demuxers read_video accepts. Without a list FFmpeg would also open playlists (HLS, concat) that
+# make it read other files, or URLs, named inside an uploaded "video".
+_DEMUXERS = "mov,matroska,avi,gif,apng,flv,mpegts,mpeg,ogg,asf,ivf"
+_READ_OPTIONS = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "file"}
+_READABLE = "MP4, MOV, WebM, MKV, AVI, GIF, FLV, MPEG-TS or OGG"
+
+_MP4_OPTIONS = {"crf": "18", "preset": "medium"}
+# Without crf and b=0 libvpx-vp9 targets 256 kbit/s whatever the size: blocky at 720p.
+_WEBM_OPTIONS = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
+_BT709 = 1  # AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == AVCOL_SPC_BT709 in FFmpeg's enums
+_TV_RANGE = 1  # AVCOL_RANGE_MPEG: 16-235, what players assume for H.264 and VP9
+
+
+@dataclass
+class Video:
+    """Frames and how to play them, plus the record of how they were made."""
+
+    frames: np.ndarray  # uint8, (num_frames, height, width, 3), RGB
+    fps: float  # may be fractional (7.5, 23.976); kept exact as a Fraction when encoding
+    record: dict[str, Any] = field(default_factory=dict)  # the generation record, JSON-able
+
+    def __post_init__(self) -> None:
+        frames = self.frames
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8:
+            kind = getattr(frames, "dtype", type(frames).__name__)
+            raise ValueError(f"`frames` must be a uint8 numpy array, not {kind}")
+        if frames.ndim != 4 or frames.shape[-1] != 3 or 0 in frames.shape:
+            raise ValueError(
+                f"`frames` must have shape (frames, height, width, 3), not {frames.shape}"
+            )
+        if (
+            isinstance(self.fps, bool)
+            or not isinstance(self.fps, numbers.Real)
+            or not (0 < self.fps < math.inf)
+        ):
+            raise ValueError(f"`fps` must be a positive number, not {self.fps!r}")
+        if not isinstance(self.record, dict):
+            raise ValueError(f"`record` must be a dict, not {type(self.record).__name__}")
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.frames.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.frames.shape[2])
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the video (format from the suffix) and its record; return the path written.
+
+        Nothing appears under `path` until it is complete. Refuses, with `OutputError`, what
+        `check_output_path` refuses, and a GIF faster than 50 fps.
+        """
+        # 1. Check everything before writing a byte.
+        target, kind = _check_output(path, overwrite=overwrite)
+        try:
+            record_text = json.dumps(self.record, ensure_ascii=False, indent=2, allow_nan=False)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"`record` is not JSON-serialisable: {e}") from e
+        if kind == ".gif" and self.fps > GIF_MAX_FPS:
+            raise OutputError(
+                f"--output {os.fspath(path)!r}: a GIF cannot play {self.fps:g} fps (browsers slow "
+                f"anything above {GIF_MAX_FPS} fps down); use .mp4 or .webm, or a lower --fps"
+            )
+        fps = _exact_fps(self.fps)
+
+        # 2. PNG frames: a whole folder, built aside and renamed into place.
+        if kind == _PNG_FOLDER:
+            _save_png_folder(self.frames, record_text, target, overwrite=overwrite)
+            return target
+
+        # 3. One video file plus its JSON sidecar, each encoded aside and renamed into place.
+        with _staged(target) as temp:
+            _encode(self.frames, fps, temp, kind, comment=json.dumps(self.record))
+            with _staged(_sidecar(target)) as sidecar_temp:
+                sidecar_temp.write_text(record_text + "\n", encoding="utf-8")
+                _fsync(sidecar_temp)
+                _publish(temp, target, overwrite=overwrite)
+                try:
+                    _publish(sidecar_temp, _sidecar(target), overwrite=overwrite)
+                except BaseException:
+                    # All or nothing: a video whose record went missing is not what was asked.
+                    if not overwrite:
+                        target.unlink(missing_ok=True)
+                    raise
+        _fsync_dir(target.parent)
+        return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Output paths
+
+
+def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+    """Raise `OutputError` if `Video.save(path, overwrite=...)` would refuse; write nothing.
+
+    Refused: a suffix other than `SUFFIXES` (a path ending in '/' means a folder of PNGs), a
+    parent folder that does not exist or is not writable, an existing file or sidecar JSON
+    unless `overwrite`, something that is not a regular file, a non-empty folder (with
+    `overwrite`, a folder holding only frames and a record written by us is replaced).
+    """
+    _check_output(path, overwrite=overwrite)
+
+
+def _check_output(path: str | os.PathLike[str], *, overwrite: bool) -> tuple[Path, str]:
+    raw = os.fspath(path)
+    # Path() drops a trailing separator, and with it the only sign that a folder is meant.
+    wants_folder = raw.endswith(("/", os.sep)) or bool(os.altsep and raw.endswith(os.altsep))
+    # abspath (not resolve): a symlink named as the output is replaced, never written through.
+    target = Path(os.path.abspath(raw))
+    where = f"--output {raw!r}"
+
+    if wants_folder or target.is_dir():
+        kind = _PNG_FOLDER
+    else:
+        kind = target.suffix.lower()
+        if kind not in SUFFIXES:
+            given = f"'{target.suffix}'" if target.suffix else "no suffix"
+            raise OutputError(
+                f"{where}: unsupported format ({given}); use {', '.join(SUFFIXES)}, "
+                "or a folder path ending in '/' for PNG frames"
+            )
+
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputError(f"{where}: folder {str(parent)!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{where}: folder {str(parent)!r} is not writable; choose another")
+
+    if kind == _PNG_FOLDER:
+        if target.exists() and not target.is_dir():
+            raise OutputError(f"{where}: exists and is not a folder; choose another --output")
+        if target.is_dir():
+            names = os.listdir(target)
+            ours = all(_FRAME_NAME.fullmatch(n) or n == _RECORD_NAME for n in names)
+            if names and not (overwrite and ours):
+                hint = "" if ours else " (it holds files promptreel did not write)"
+                raise OutputError(
+                    f"{where}: folder is not empty{hint}; choose an empty or new folder"
+                    + (" or pass --overwrite" if ours else "")
+                )
+        return target, kind
+
+    for existing in (target, _sidecar(target)):
+        if os.path.lexists(existing):
+            if not overwrite:
+                raise OutputError(
+                    f"{where}: {str(existing)!r} exists; choose another --output "
+                    "or pass --overwrite to replace it"
+                )
+            if not existing.is_symlink() and not existing.is_file():
+                raise OutputError(
+                    f"{where}: {str(existing)!r} is not a regular file; choose another --output"
+                )
+    return target, kind
+
+
+def _sidecar(target: Path) -> Path:
+    return target.with_suffix(".json")
+
+
+def make_filename(prompt: str, seed: int, short_id: str, suffix: str) -> str:
+    """A safe file name such as `a-red-ball-bouncing-s42-1a2b3c.mp4`, whatever the prompt holds.
+
+    Only lowercase ASCII letters, digits and hyphens come from the prompt (accents are folded,
+    everything else is a separator), so no name can hold a path separator, `..`, a NUL or start
+    with a dot. `suffix` is one of `SUFFIXES` or "" (a folder of PNG frames).
+    """
+    if suffix and not suffix.startswith("."):
+        suffix = "." + suffix
+    if suffix.lower() not in (*SUFFIXES, ""):
+        raise ValueError(f"`suffix` must be one of {', '.join(SUFFIXES)} or '', not {suffix!r}")
+    slug = _slug(prompt, limit=48) or "video"
+    seed_part = f"s{int(seed)}".replace("-", "m")  # a negative seed would look like a separator
+    id_part = _slug(short_id, limit=16).replace("-", "")
+    parts = [slug, seed_part] + ([id_part] if id_part else [])
+    return "-".join(parts) + suffix.lower()
+
+
+def _slug(text: str, *, limit: int) -> str:
+    ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > limit:
+        # Cut at a word boundary when one is near, so names do not end in half a word.
+        cut = slug[: limit + 1].rfind("-")
+        slug = slug[: cut if cut >= limit // 2 else limit]
+    return slug.strip("-")
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writing
+
+
+@contextmanager
+def _staged(final: Path, *, folder: bool = False) -> Iterator[Path]:
+    """A hidden temporary path beside `final`, removed on the way out whatever happens.
+
+    Same folder, so the rename into place is atomic (never a copy across file systems).
+    """
+    temp = final.with_name(f".{final.name}.partial-{secrets.token_hex(4)}")
+    try:
+        yield temp
+    finally:
+        if folder:
+            shutil.rmtree(temp, ignore_errors=True)
+        else:
+            temp.unlink(missing_ok=True)
+
+
+def _publish(temp: Path, final: Path, *, overwrite: bool) -> None:
+    _fsync(temp)
+    if overwrite:
+        os.replace(temp, final)
+        return
+    # A hard link fails if the name exists, so another job that took the name since the check
+    # is refused rather than silently replaced. The temp name is removed by `_staged`.
+    try:
+        os.link(temp, final)
+    except FileExistsError:
+        raise OutputError(
+            f"--output {str(final)!r} exists; choose another --output or pass --overwrite"
+        ) from None
+    except OSError:
+        # No hard links here (FAT, some network mounts): check, then rename.
+        if os.path.lexists(final):
+            raise OutputError(
+                f"--output {str(final)!r} exists; choose another --output or pass --overwrite"
+            ) from None
+        os.replace(temp, final)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    # Makes the rename itself durable; Windows cannot open a folder, and does not need to.
+    with suppress(OSError):
+        _fsync(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def _exact_fps(fps: float) -> Fraction:
+    # 7.5 -> 15/2 and 29.97 -> 2997/100 exactly: a float time base would drift, and a rounded
+    # integer rate would change the clip's length.
+    return Fraction(fps).limit_denominator(1001)
+
+
+def _to_av_frame(rgb: np.ndarray, kind: str) -> av.VideoFrame:
+    """One RGB frame as the frame the encoder of `kind` takes."""
+    if kind == ".gif":
+        # FFmpeg's scaler cannot make a palette (rgb24 -> pal8 fails), and its fixed rgb8
+        # palette bands gradients; Pillow picks 256 colours for each frame.
+        image = Image.fromarray(rgb).quantize(256, method=Image.Quantize.MEDIANCUT)
+        colours = np.asarray(image.getpalette() or [], np.uint8).reshape(-1, 3)[:256]
+        palette = np.zeros((256, 4), np.uint8)
+        palette[:, 0] = 255  # ARGB, opaque
+        palette[: len(colours), 1:] = colours
+        return av.VideoFrame.from_ndarray((np.asarray(image), palette), format="pal8")
+
+    # yuv420p stores one colour sample per 2x2 block: the size must be even. Pad right/bottom
+    # by repeating the edge (black would bleed into the last row's colour); never crop.
+    height, width = rgb.shape[:2]
+    rgb = np.pad(rgb, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    # Convert with the matrix we tag (BT.709) rather than the scaler's BT.601 default with no
+    # tag, which browsers would decode with whichever matrix they guess.
+    frame = frame.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+    frame.colorspace = _BT709
+    frame.color_range = _TV_RANGE
+    return frame
+
+
+def _encode(frames: np.ndarray, fps: Fraction, temp: Path, kind: str, *, comment: str) -> None:
+    height, width = frames.shape[1:3]
+    if kind == ".gif":
+        container_format, codec, pix_fmt = "gif", "gif", "pal8"
+        container_options, codec_options = {"loop": "0"}, {}  # loop=0: forever
+    elif kind == ".webm":
+        container_format, codec, pix_fmt = "webm", "libvpx-vp9", "yuv420p"
+        container_options, codec_options = {}, _WEBM_OPTIONS
+        height, width = height + height % 2, width + width % 2
+    else:
+        container_format, codec, pix_fmt = "mp4", "libx264", "yuv420p"
+        # moov before mdat: a browser can start playing before the download ends.
+        container_options, codec_options = {"movflags": "+faststart"}, _MP4_OPTIONS
+        height, width = height + height % 2, width + width % 2
+
+    # The temporary name has no video suffix, hence the explicit format; faststart reopens the
+    # file by name to move the moov atom, hence a real path rather than a file object.
+    with av.open(
+        str(temp), "w", format=container_format, container_options=container_options
+    ) as container:
+        if kind != ".gif":  # the GIF muxer has nowhere to put it; the sidecar has it
+            # The MP4 muxer writes `comment` as the standard ©cmt atom (no use_metadata_tags
+            # needed); Matroska writes a COMMENT tag, which PyAV reads back upper-case.
+            container.metadata[_RECORD_KEY] = comment
+        stream = container.add_stream(codec, rate=fps, options=codec_options)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        stream.time_base = 1 / fps  # frame i at pts i: exact for any rational fps
+        if kind != ".gif":
+            context = stream.codec_context
+            context.colorspace = context.color_primaries = context.color_trc = _BT709
+            context.color_range = _TV_RANGE
+        for index, rgb in enumerate(frames):
+            frame = _to_av_frame(rgb, kind)
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+def _save_png_folder(
+    frames: np.ndarray, record_text: str, target: Path, *, overwrite: bool
+) -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text(_PNG_RECORD_KEY, json.dumps(json.loads(record_text)))  # compact, ASCII
+    with _staged(target, folder=True) as temp:
+        temp.mkdir()
+        for index, rgb in enumerate(frames):
+            path = temp / f"frame_{index:05d}.png"
+            _write_png(rgb, path, info)
+            _fsync(path)
+        (temp / _RECORD_NAME).write_text(record_text + "\n", encoding="utf-8")
+        _fsync(temp / _RECORD_NAME)
+        _fsync_dir(temp)
+        _publish_folder(temp, target, overwrite=overwrite)
+    _fsync_dir(target.parent)
+
+
+def _write_png(rgb: np.ndarray, path: Path, info: PngImagePlugin.PngInfo) -> None:
+    Image.fromarray(rgb).save(path, format="PNG", pnginfo=info)
+
+
+def _publish_folder(temp: Path, target: Path, *, overwrite: bool) -> None:
+    old = None
+    if target.is_dir():
+        if any(target.iterdir()):
+            if not overwrite:  # filled since the check
+                raise OutputError(f"--output {str(target)!r}: folder is not empty")
+            # Move the old frames aside rather than delete them first, so a failed rename
+            # below can put them back.
+            old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+            os.rename(target, old)
+        else:
+            target.rmdir()  # Windows cannot rename onto an empty folder
+    try:
+        os.rename(temp, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _input_file(path: str | os.PathLike[str], where: str) -> Path:
+    file = Path(os.path.abspath(os.fspath(path)))
+    if not file.exists():
+        raise InputError(f"{where}: no such file; check the path")
+    if not file.is_file():
+        raise InputError(f"{where}: is not a file")
+    if not os.access(file, os.R_OK):
+        raise InputError(f"{where}: is not readable (permission denied)")
+    return file
+
+
+def _open_input(file: Path) -> av.container.InputContainer:
+    # An absolute path: FFmpeg would read "concat:a|b" or "http:x" as a protocol, not a file.
+    return av.open(str(file), "r", container_options=_READ_OPTIONS, metadata_errors="replace")
+
+
+def read_video(
+    path: str | os.PathLike[str],
+    *,
+    max_frames: int = MAX_FRAMES,
+    max_pixels: int = MAX_PIXELS,
+) -> tuple[np.ndarray, float]:
+    """Decode the first video stream of `path`: (frames uint8 (T, H, W, 3) RGB, fps).
+
+    Refuses (`InputError`) rather than truncates a video longer than `max_frames`, and refuses
+    frames larger than `max_pixels` before decoding them.
+    """
+    where = f"--video {os.fspath(path)!r}"
+    file = _input_file(path, where)
+    try:
+        container = _open_input(file)
+    except av.FFmpegError as e:
+        raise InputError(f"{where}: is not a video this can read ({_READABLE}): {e}") from None
+    try:
+        if not container.streams.video:
+            raise InputError(f"{where}: has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        width, height = stream.codec_context.width, stream.codec_context.height
+        if width * height > max_pixels:
+            raise InputError(_too_large(where, width, height, max_pixels))
+
+        arrays: list[np.ndarray] = []
+        for frame in container.decode(stream):
+            if not width or not height:  # some containers only say once a frame is decoded
+                width, height = frame.width, frame.height
+                if width * height > max_pixels:
+                    raise InputError(_too_large(where, width, height, max_pixels))
+            if len(arrays) == max_frames:
+                raise InputError(
+                    f"{where}: has more than {max_frames} frames, the limit; "
+                    f"trim it first (e.g. ffmpeg -i IN -frames:v {max_frames} OUT)"
+                )
+            # A stream may change size midway; every frame is scaled to the first one's size.
+            arrays.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+        fps = stream.guessed_rate or stream.average_rate
+    except av.FFmpegError as e:
+        raise InputError(f"{where}: is corrupt and does not decode: {e}") from None
+    finally:
+        container.close()
+
+    if not arrays:
+        raise InputError(f"{where}: has no frames that decode (empty, truncated or corrupt)")
+    if not fps or fps <= 0:
+        raise InputError(f"{where}: has no frame rate")
+    return np.stack(arrays), float(fps)
+
+
+def _too_large(where: str, width: int, height: int, max_pixels: int) -> str:
+    return (
+        f"{where}: {width}x{height} is larger than the limit of {max_pixels} pixels per frame; "
+        "scale it down first"
+    )
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open an image as RGB, upright (EXIF orientation applied), or raise `InputError`."""
+    where = f"--image {os.fspath(path)!r}"
+    file = _input_file(path, where)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(file) as image:
+                # Image.open reads only the header: refuse a bomb before decoding any pixel.
+                if image.width * image.height > max_pixels:
+                    raise InputError(_too_large(where, image.width, image.height, max_pixels))
+                image.load()
+                upright = ImageOps.exif_transpose(image)
+                return upright.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise InputError(f"{where}: is too large to decode safely: {e}") from None
+    except UnidentifiedImageError:
+        raise InputError(
+            f"{where}: is not an image Pillow can read (PNG, JPEG, WebP ...)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as e:
+        # Truncated or corrupt data surfaces as OSError / SyntaxError from the decoders.
+        raise InputError(f"{where}: is corrupt and does not decode: {e}") from None
+
+
+def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The generation record of an output of ours: embedded in the file, else the JSON beside it.
+
+    Works for .mp4 and .webm (container `comment` tag), a PNG frame (its `Comment` chunk), a
+    folder of PNG frames (`record.json`) and any output with `NAME.json` beside it.
+    """
+    raw = os.fspath(path)
+    target = Path(os.path.abspath(raw))
+    where = f"{raw!r}"
+    if target.is_dir():
+        sidecar = target / _RECORD_NAME
+    else:
+        _input_file(raw, where)
+        sidecar = _sidecar(target)
+        embedded = _embedded_record(target)
+        if embedded is not None:
+            return embedded
+    if sidecar.is_file():
+        try:
+            record = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise InputError(f"{where}: its record {sidecar.name} is not valid JSON: {e}") from None
+        if isinstance(record, dict):
+            return record
+        raise InputError(f"{where}: its record {sidecar.name} is not a JSON object")
+    raise InputError(
+        f"{where}: has no generation record (no comment tag and no {sidecar.name} beside it); "
+        "was it made by promptreel?"
+    )
+
+
+def _embedded_record(file: Path) -> dict[str, Any] | None:
+    text: str | None = None
+    if file.suffix.lower() == ".png":
+        try:
+            with Image.open(file) as image:
+                text = getattr(image, "text", {}).get(_PNG_RECORD_KEY)
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return None
+    else:
+        try:
+            with _open_input(file) as container:
+                # Matroska keys come back upper-case (COMMENT), MP4 keys lower-case.
+                tags = {key.lower(): value for key, value in container.metadata.items()}
+        except (av.FFmpegError, UnicodeDecodeError):
+            return None
+        text = tags.get(_RECORD_KEY)
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None  # a comment someone else wrote; try the sidecar
+    return record if isinstance(record, dict) else None

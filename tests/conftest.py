@@ -1,0 +1,80 @@
+"""Every test runs offline against a temporary Hugging Face cache of tiny models.
+
+The environment is set before anything imports huggingface_hub, which reads it once.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+HUB_CACHE = Path(tempfile.mkdtemp(prefix="promptreel-hub-"))
+os.environ["HF_HUB_CACHE"] = str(HUB_CACHE)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.pop("PROMPTREEL_DEBUG", None)
+
+import pytest  # noqa: E402
+from hfcache import place  # noqa: E402
+from tiny import BUILDERS  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(HUB_CACHE, ignore_errors=True)
+
+
+@pytest.fixture
+def hub() -> Callable[[str], Path]:
+    """Put the tiny copy of a model's repos (by card name or repo id) into the cache."""
+    from promptreel.models.resolve import CARDS_BY_NAME
+
+    def install(model: str) -> Path:
+        card = CARDS_BY_NAME.get(model)
+        if card is None:
+            return place(HUB_CACHE, model, BUILDERS[model])
+        for repo, _ in card.extra_repos.values():
+            place(HUB_CACHE, repo, BUILDERS[repo])
+        return place(HUB_CACHE, card.repo_id, BUILDERS[card.repo_id])
+
+    return install
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The current folder, where generate writes when no --output is given."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[..., Result]]:
+    """Run the promptreel command in this process (as `promptreel ARGS...`)."""
+    from promptreel.cli import main
+
+    def run(*args: str) -> Result:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    yield run
+
+
+def files_in(folder: Path) -> set[str]:
+    """Every path under `folder`, hidden ones included: a refused request must add none."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
