@@ -88,8 +88,9 @@ def generate(
     param: Annotated[
         list[str] | None, typer.Option(help="Model-specific KEY=VALUE (repeatable).")
     ] = None,
+    # a str, not a Path: Path drops the trailing slash that says "a folder of PNG frames"
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help=".mp4, .webm, .gif, or a folder.")
+        str | None, typer.Option("--output", "-o", help=".mp4, .webm, .gif, or a folder.")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --output.")] = False,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or mps.")] = "auto",

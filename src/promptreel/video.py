@@ -135,8 +135,9 @@ class Video:
             raise ValueError(f"`record` is not JSON-serialisable: {e}") from e
         if kind == ".gif" and self.fps > GIF_MAX_FPS:
             raise OutputError(
-                f"--output {os.fspath(path)!r}: a GIF cannot play {self.fps:g} fps (browsers slow "
-                f"anything above {GIF_MAX_FPS} fps down); use .mp4 or .webm, or a lower --fps"
+                f"--output {os.fspath(path)!r}: a GIF cannot play {float(self.fps):g} fps "
+                f"(browsers slow anything above {GIF_MAX_FPS} fps down); use .mp4 or .webm, "
+                "or a lower --fps"
             )
         fps = _exact_fps(self.fps)
 
@@ -326,7 +327,8 @@ def _fsync_dir(path: Path) -> None:
 def _exact_fps(fps: float) -> Fraction:
     # 7.5 -> 15/2 and 29.97 -> 2997/100 exactly: a float time base would drift, and a rounded
     # integer rate would change the clip's length.
-    return Fraction(fps).limit_denominator(1001)
+    exact = fps if isinstance(fps, Fraction) else Fraction(float(fps))
+    return exact.limit_denominator(1001)
 
 
 def _to_av_frame(rgb: np.ndarray, kind: str) -> av.VideoFrame:
@@ -471,8 +473,9 @@ def read_video(
     file = _input_file(path, where)
     try:
         container = _open_input(file)
-    except av.FFmpegError as e:
-        raise InputError(f"{where}: is not a video this can read ({_READABLE}): {e}") from None
+    except av.FFmpegError:
+        # FFmpeg's own text here ("Invalid argument" for a refused demuxer) would mislead.
+        raise InputError(f"{where}: is not a video this can read ({_READABLE})") from None
     try:
         if not container.streams.video:
             raise InputError(f"{where}: has no video stream")
@@ -497,7 +500,7 @@ def read_video(
             arrays.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
         fps = stream.guessed_rate or stream.average_rate
     except av.FFmpegError as e:
-        raise InputError(f"{where}: is corrupt and does not decode: {e}") from None
+        raise InputError(f"{where}: is corrupt and does not decode ({e.strerror})") from None
     finally:
         container.close()
 
@@ -538,7 +541,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
         # Truncated or corrupt data surfaces as OSError / SyntaxError from the decoders.
-        raise InputError(f"{where}: is corrupt and does not decode: {e}") from None
+        raise InputError(f"{where}: is corrupt and does not decode ({e.strerror})") from None
 
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:

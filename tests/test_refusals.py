@@ -1,0 +1,132 @@
+"""Section 4: every bad request is refused before any model loads, in one line, leaving nothing.
+
+None of these installs a model in the cache: a refusal that only came after loading would show
+up here as "not in the local Hugging Face cache" instead of the expected message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import files_in
+from PIL import Image
+
+CASES = {
+    "empty prompt": (["", "--model", "modelscope"], "needs a prompt"),
+    "blank prompt": (["   \t", "--model", "zeroscope"], "needs a prompt"),
+    "no prompt": (["--model", "cogvideox-2b"], "needs a prompt"),
+    "prompt for an image-only model": (
+        ["a cat", "--model", "svd", "--image", "{image}"],
+        "takes no text",
+    ),
+    "zero frames": (["a cat", "--model", "modelscope", "--num-frames", "0"], "num_frames"),
+    "too many frames": (["a cat", "--model", "animatediff", "--num-frames", "500"], "num_frames"),
+    "frames break 4k+1": (["a cat", "--model", "cogvideox-2b", "--num-frames", "48"], "4k+1"),
+    "frames break 8k+1": (["a cat", "--model", "ltx-video", "--num-frames", "24"], "8k+1"),
+    "zero steps": (["a cat", "--num-inference-steps", "0"], "num_inference_steps"),
+    "huge steps": (["a cat", "--num-inference-steps", "100000"], "num_inference_steps"),
+    "odd height": (["a cat", "--height", "250"], "height"),
+    "negative width": (["a cat", "--width", "-8"], "width"),
+    "too many pixels": (["a cat", "--height", "4096", "--width", "4096"], "pixels"),
+    "zero fps": (["a cat", "--fps", "0"], "fps"),
+    "negative guidance": (["a cat", "--guidance-scale", "-1"], "guidance_scale"),
+    "huge guidance": (["a cat", "--guidance-scale", "1e9"], "guidance_scale"),
+    "negative seed": (["a cat", "--seed", "-1"], "seed"),
+    "image-to-video without image": (["--model", "svd"], "--image"),
+    "i2v with text but no image": (["a cat", "--model", "cogvideox-5b-i2v"], "--image"),
+    "text-only model given an image": (["a cat", "--image", "{image}"], "does not take an image"),
+    "text-only model given a video": (["a cat", "--video", "{video}"], "does not take a video"),
+    "upscaler without video": (["a cat", "--model", "zeroscope-xl"], "--video"),
+    "image that does not decode": (["--model", "svd", "--image", "{garbage}"], "{garbage_name}"),
+    "missing image": (["--model", "svd", "--image", "no-such.png"], "no-such.png"),
+    "video that does not decode": (
+        ["a cat", "--model", "zeroscope-xl", "--video", "{garbage}"],
+        "{garbage_name}",
+    ),
+    "unknown model": (["a cat", "--model", "modelscop"], "modelscope"),
+    "unknown repo id offline": (["a cat", "--model", "someone/not-here"], "promptreel download"),
+    "model not downloaded": (["a cat", "--model", "wan2.1-t2v-1.3b"], "promptreel download"),
+    "output folder missing": (["a cat", "--output", "nowhere/clip.mp4"], "nowhere"),
+    "output suffix unknown": (["a cat", "--output", "clip.avi"], ".avi"),
+    "unknown param": (["a cat", "--param", "motion_bucket_id=5"], "motion_bucket_id"),
+    "param without value": (["a cat", "--param", "eta"], "KEY=VALUE"),
+    "param of wrong type": (
+        ["--model", "svd", "--image", "{image}", "--param", "motion_bucket_id=fast"],
+        "motion_bucket_id",
+    ),
+    "param out of range": (
+        ["--model", "svd", "--image", "{image}", "--param", "noise_aug_strength=-3"],
+        "noise_aug_strength",
+    ),
+    "setting the model does not have": (
+        ["--model", "svd", "--image", "{image}", "--guidance-scale", "3"],
+        "guidance_scale",
+    ),
+    "unknown scheduler": (["a cat", "--scheduler", "plms"], "scheduler"),
+    "scheduler on a flow model": (
+        ["a cat", "--model", "wan2.1-t2v-1.3b", "--scheduler", "ddim"],
+        "scheduler",
+    ),
+    "offload on the cpu": (["a cat", "--device", "cpu", "--offload", "model"], "GPU"),
+    "float16 on the cpu": (["a cat", "--device", "cpu", "--dtype", "float16"], "float16"),
+    "missing accelerator": (["a cat", "--device", "cuda"], "cuda"),
+    "unknown device": (["a cat", "--device", "tpu"], "device"),
+    "unknown option": (["a cat", "--frames", "8"], "--frames"),
+}
+
+
+@pytest.fixture
+def inputs(workdir: Path) -> dict[str, str]:
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(workdir / "cat.png")
+    (workdir / "garbage.png").write_bytes(b"\x89PNG not really an image")
+    import av
+
+    with av.open(str(workdir / "clip.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for _ in range(4):
+            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    (workdir / "keep.mp4").write_bytes(b"precious")
+    return {
+        "image": "cat.png",
+        "video": "clip.mp4",
+        "garbage": "garbage.png",
+        "garbage_name": "garbage.png",
+    }
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_refused_in_one_line_leaving_nothing(case, cli, workdir, inputs) -> None:
+    args, expected = CASES[case]
+    args = [a.format(**inputs) for a in args]
+    before = files_in(workdir)
+    result = cli("generate", *args)
+    assert result.code != 0
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    assert expected.format(**inputs).lower() in lines[0].lower(), lines[0]
+    assert result.out == ""
+    assert files_in(workdir) == before
+    assert (workdir / "keep.mp4").read_bytes() == b"precious"
+
+
+def test_existing_output_is_never_overwritten_without_asking(cli, workdir, inputs) -> None:
+    result = cli("generate", "a cat", "--output", "keep.mp4")
+    assert result.code != 0
+    assert "keep.mp4" in result.err
+    assert (workdir / "keep.mp4").read_bytes() == b"precious"
+
+
+def test_debug_shows_the_traceback(cli, workdir, monkeypatch) -> None:
+    import promptreel.cli
+
+    monkeypatch.setattr(promptreel.cli, "DEBUG", True)
+    with pytest.raises(Exception, match="needs a prompt"):
+        from promptreel.cli import main
+
+        main(["generate", "", "--model", "modelscope"])

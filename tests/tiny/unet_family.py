@@ -1,0 +1,485 @@
+"""Tiny random-weight stand-ins for the UNet-based video repos promptreel supports.
+
+Tests must never download weights, yet promptreel's loading code should meet what a real download
+leaves in the Hugging Face cache: the same folders, `model_index.json`, scheduler settings,
+tokenizer files and weight file names (variant suffixes included, safetensors only). Each
+`build_*` writes one such repo into a folder, with models small enough (well under 5 MB a repo)
+that a 2-step generation takes seconds on a CPU; `BUILDERS` maps each real repo id to its builder.
+
+Shapes keep the real repos' rules where they matter to a request: every VAE has four levels (a
+latent is 1/8 of the frame, as in the real ones), text encoders take 77 tokens, image encoders
+224 x 224 pixels, SVD keeps its native frame count and AnimateDiff its 32-frame limit.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import (
+    AutoencoderKL,
+    AutoencoderKLTemporalDecoder,
+    I2VGenXLUNet,
+    MotionAdapter,
+    UNet2DConditionModel,
+    UNet3DConditionModel,
+    UNetSpatioTemporalConditionModel,
+)
+from diffusers.configuration_utils import ConfigMixin
+from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+from safetensors.torch import save_file
+from transformers import (
+    CLIPConfig,
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModel,
+    CLIPTokenizer,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+    PreTrainedModel,
+)
+
+from .tokenizers_clip import write_clip_tokenizer
+
+HIDDEN = 32  # text/image embedding width, and the UNets' cross-attention width
+
+# Weight file name -> dtype stored in it. Real `fp16` variants hold half-precision tensors.
+DIFFUSERS_WEIGHTS = {
+    "diffusion_pytorch_model.safetensors": torch.float32,
+    "diffusion_pytorch_model.fp16.safetensors": torch.float16,
+}
+TRANSFORMERS_WEIGHTS = {"model.safetensors": torch.float32, "model.fp16.safetensors": torch.float16}
+# Zeroscope ships only non-variant `.bin` files holding fp16 tensors; we write the safetensors
+# file diffusers looks for under that name, keeping the fp16 contents.
+ZEROSCOPE_DIFFUSERS_WEIGHTS = {"diffusion_pytorch_model.safetensors": torch.float16}
+ZEROSCOPE_TRANSFORMERS_WEIGHTS = {"model.safetensors": torch.float16}
+
+
+# --- real repo files (model_index.json, scheduler_config.json), as published ------------------
+
+MS_T2V_SCHEDULER = {
+    "_class_name": "DDIMScheduler",
+    "_diffusers_version": "0.15.0.dev0",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "clip_sample_range": 1.0,
+    "dynamic_thresholding_ratio": 0.995,
+    "num_train_timesteps": 1000,
+    "prediction_type": "epsilon",
+    "sample_max_value": 1.0,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "thresholding": False,
+    "trained_betas": None,
+}
+ZEROSCOPE_576W_SCHEDULER = {**MS_T2V_SCHEDULER, "_diffusers_version": "0.17.0.dev0"}
+ZEROSCOPE_XL_SCHEDULER = {
+    **MS_T2V_SCHEDULER,
+    "_diffusers_version": "0.18.0.dev0",
+    "rescale_betas_zero_snr": False,
+    "timestep_spacing": "leading",
+}
+SD15_SCHEDULER = {
+    "_class_name": "PNDMScheduler",
+    "_diffusers_version": "0.6.0",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "num_train_timesteps": 1000,
+    "set_alpha_to_one": False,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "trained_betas": None,
+}
+I2VGEN_SCHEDULER = {
+    "_class_name": "DDIMScheduler",
+    "_diffusers_version": "0.26.1",
+    "beta_end": 0.02,
+    "beta_schedule": "squaredcos_cap_v2",
+    "beta_start": 0.0001,
+    "clip_sample": False,
+    "clip_sample_range": 1.0,
+    "dynamic_thresholding_ratio": 0.995,
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "rescale_betas_zero_snr": True,
+    "sample_max_value": 1.0,
+    "set_alpha_to_one": True,
+    "steps_offset": 1,
+    "thresholding": False,
+    "timestep_spacing": "leading",
+    "trained_betas": None,
+}
+SVD_SCHEDULER = {
+    "_class_name": "EulerDiscreteScheduler",
+    "_diffusers_version": "0.24.0.dev0",
+    "beta_end": 0.012,
+    "beta_schedule": "scaled_linear",
+    "beta_start": 0.00085,
+    "clip_sample": False,
+    "interpolation_type": "linear",
+    "num_train_timesteps": 1000,
+    "prediction_type": "v_prediction",
+    "set_alpha_to_one": False,
+    "sigma_max": 700.0,
+    "sigma_min": 0.002,
+    "skip_prk_steps": True,
+    "steps_offset": 1,
+    "timestep_spacing": "leading",
+    "timestep_type": "continuous",
+    "trained_betas": None,
+    "use_karras_sigmas": True,
+}
+
+_T2V_COMPONENTS = {
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet3DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+MS_T2V_INDEX = {
+    "_class_name": "TextToVideoSDPipeline",
+    "_diffusers_version": "0.15.0.dev0",
+    **_T2V_COMPONENTS,
+}
+ZEROSCOPE_576W_INDEX = {
+    "_class_name": "TextToVideoSDPipeline",
+    "_diffusers_version": "0.17.0.dev0",
+    **_T2V_COMPONENTS,
+}
+ZEROSCOPE_XL_INDEX = {
+    "_class_name": "VideoToVideoSDPipeline",
+    "_diffusers_version": "0.18.0.dev0",
+    **_T2V_COMPONENTS,
+}
+SD15_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": "0.6.0",
+    "feature_extractor": ["transformers", "CLIPImageProcessor"],
+    "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+    "scheduler": ["diffusers", "PNDMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+I2VGEN_INDEX = {
+    "_class_name": "I2VGenXLPipeline",
+    "_diffusers_version": "0.26.1",
+    "_name_or_path": "i2vgen-xl",
+    "feature_extractor": ["transformers", "CLIPImageProcessor"],
+    "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+    "scheduler": ["diffusers", "DDIMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "I2VGenXLUNet"],
+    "vae": ["diffusers", "AutoencoderKL"],
+}
+_SVD_COMPONENTS = {
+    "_class_name": "StableVideoDiffusionPipeline",
+    "_diffusers_version": "0.24.0.dev0",
+    "feature_extractor": ["transformers", "CLIPImageProcessor"],
+    "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
+    "scheduler": ["diffusers", "EulerDiscreteScheduler"],
+    "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
+    "vae": ["diffusers", "AutoencoderKLTemporalDecoder"],
+}
+SVD_INDEX = _SVD_COMPONENTS
+SVD_XT_INDEX = {**_SVD_COMPONENTS, "_name_or_path": "diffusers/svd-xt"}
+
+# The real adapter config (diffusers 0.22 keys, some no longer read), with tiny channel widths.
+MOTION_ADAPTER_CONFIG = {
+    "_class_name": "MotionAdapter",
+    "_diffusers_version": "0.22.0.dev0",
+    "block_out_channels": [32, 64],
+    "motion_activation_fn": "geglu",
+    "motion_attention_bias": False,
+    "motion_cross_attention_dim": None,
+    "motion_layers_per_block": 2,
+    "motion_max_seq_length": 32,
+    "motion_mid_block_layers_per_block": 1,
+    "motion_norm_num_groups": 32,
+    "motion_num_attention_heads": 8,
+    "use_motion_mid_block": True,
+}
+
+
+# --- writing ---------------------------------------------------------------------------------
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` the way the Hub files are written (2-space indent, sorted keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _save_model(
+    model: PreTrainedModel | ConfigMixin, folder: Path, weights: dict[str, torch.dtype]
+) -> None:
+    """Write `model`'s config.json and one safetensors file per name, cast to its dtype."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if isinstance(model, PreTrainedModel):
+        model.config.architectures = [type(model).__name__]
+        model.config.save_pretrained(folder)
+    else:
+        model.save_config(folder)
+    state = model.state_dict()
+    for name, dtype in weights.items():
+        tensors = {
+            key: (value.to(dtype) if value.is_floating_point() else value).contiguous()
+            for key, value in state.items()
+        }
+        save_file(tensors, str(folder / name), metadata={"format": "pt"})
+
+
+def _write_feature_extractor(folder: Path) -> None:
+    """CLIP's preprocessing at its real 224 x 224 size, which the pipelines rely on."""
+    CLIPImageProcessor(crop_size=224, size=224).save_pretrained(folder)
+
+
+# --- tiny components -------------------------------------------------------------------------
+
+
+def _text_encoder(tokenizer: CLIPTokenizer, hidden_act: str) -> CLIPTextModel:
+    """A 2-layer CLIP text encoder over the tiny tokenizer's vocabulary."""
+    torch.manual_seed(0)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=tokenizer.model_max_length,
+        projection_dim=HIDDEN,
+        hidden_act=hidden_act,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return CLIPTextModel(config)
+
+
+def _vision_config() -> CLIPVisionConfig:
+    """A 2-layer ViT taking CLIP's real 224 x 224 input in 14-pixel patches."""
+    return CLIPVisionConfig(
+        hidden_size=HIDDEN,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        image_size=224,
+        patch_size=14,
+        projection_dim=HIDDEN,
+    )
+
+
+def _image_encoder() -> CLIPVisionModelWithProjection:
+    torch.manual_seed(0)
+    return CLIPVisionModelWithProjection(_vision_config())
+
+
+def _vae() -> AutoencoderKL:
+    """A four-level VAE, so latents are 1/8 of the frame like the real SD VAE."""
+    torch.manual_seed(0)
+    return AutoencoderKL(
+        block_out_channels=(8, 16, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        latent_channels=4,
+        norm_num_groups=8,
+    )
+
+
+def _unet3d() -> UNet3DConditionModel:
+    torch.manual_seed(0)
+    return UNet3DConditionModel(
+        sample_size=32,
+        block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        layers_per_block=1,
+        norm_num_groups=8,
+        cross_attention_dim=HIDDEN,
+        attention_head_dim=8,
+    )
+
+
+def _write_text_to_video_repo(
+    out: Path,
+    index: dict[str, Any],
+    scheduler: dict[str, Any],
+    diffusers_weights: dict[str, torch.dtype],
+    transformers_weights: dict[str, torch.dtype],
+) -> None:
+    """The ModelScope layout shared by ModelScope 1.7B and both Zeroscope v2 repos."""
+    _write_json(out / "model_index.json", index)
+    _write_json(out / "scheduler" / "scheduler_config.json", scheduler)
+    tokenizer = write_clip_tokenizer(out / "tokenizer", pad_token="!")
+    _save_model(_text_encoder(tokenizer, "gelu"), out / "text_encoder", transformers_weights)
+    _save_model(_unet3d(), out / "unet", diffusers_weights)
+    _save_model(_vae(), out / "vae", diffusers_weights)
+
+
+# --- one builder per real repo ---------------------------------------------------------------
+
+
+def build_modelscope_t2v(out: Path) -> None:
+    """damo-vilab/text-to-video-ms-1.7b: fp16 variant and full-precision files side by side."""
+    _write_text_to_video_repo(
+        out, MS_T2V_INDEX, MS_T2V_SCHEDULER, DIFFUSERS_WEIGHTS, TRANSFORMERS_WEIGHTS
+    )
+
+
+def build_zeroscope_576w(out: Path) -> None:
+    """cerspense/zeroscope_v2_576w: ModelScope's layout, no variant, fp16 weights."""
+    _write_text_to_video_repo(
+        out,
+        ZEROSCOPE_576W_INDEX,
+        ZEROSCOPE_576W_SCHEDULER,
+        ZEROSCOPE_DIFFUSERS_WEIGHTS,
+        ZEROSCOPE_TRANSFORMERS_WEIGHTS,
+    )
+
+
+def build_zeroscope_xl(out: Path) -> None:
+    """cerspense/zeroscope_v2_XL: as 576w, but indexed as a VideoToVideoSDPipeline."""
+    _write_text_to_video_repo(
+        out,
+        ZEROSCOPE_XL_INDEX,
+        ZEROSCOPE_XL_SCHEDULER,
+        ZEROSCOPE_DIFFUSERS_WEIGHTS,
+        ZEROSCOPE_TRANSFORMERS_WEIGHTS,
+    )
+
+
+def build_sd15(out: Path) -> None:
+    """stable-diffusion-v1-5/stable-diffusion-v1-5, the base of AnimateDiff and Text2Video-Zero.
+
+    Its UNet matches `build_animatediff_adapter`'s channel widths and layers, as the real
+    adapter matches the real SD 1.5 UNet. The repo's safety checker comes along, tiny.
+    """
+    _write_json(out / "model_index.json", SD15_INDEX)
+    _write_json(out / "scheduler" / "scheduler_config.json", SD15_SCHEDULER)
+    _write_feature_extractor(out / "feature_extractor")
+    tokenizer = write_clip_tokenizer(out / "tokenizer")
+    _save_model(_text_encoder(tokenizer, "quick_gelu"), out / "text_encoder", TRANSFORMERS_WEIGHTS)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(
+        sample_size=64,
+        block_out_channels=tuple(MOTION_ADAPTER_CONFIG["block_out_channels"]),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        layers_per_block=MOTION_ADAPTER_CONFIG["motion_layers_per_block"],
+        cross_attention_dim=HIDDEN,
+        attention_head_dim=8,
+    )
+    # The real repo also has EMA-free weights for fine-tuning, as the `non_ema` variant.
+    unet_weights = {**DIFFUSERS_WEIGHTS, "diffusion_pytorch_model.non_ema.safetensors": torch.float32}
+    _save_model(unet, out / "unet", unet_weights)
+    _save_model(_vae(), out / "vae", DIFFUSERS_WEIGHTS)
+    torch.manual_seed(0)
+    text_config = CLIPTextConfig(
+        hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
+    )
+    checker_config = CLIPConfig(
+        text_config=text_config.to_dict(),
+        vision_config=_vision_config().to_dict(),
+        projection_dim=HIDDEN,
+    )
+    checker = StableDiffusionSafetyChecker(checker_config)
+    _save_model(checker, out / "safety_checker", TRANSFORMERS_WEIGHTS)
+
+
+def build_animatediff_adapter(out: Path) -> None:
+    """guoyww/animatediff-motion-adapter-v1-5-2, fitted to `build_sd15`'s UNet.
+
+    Both real files are the same size (1.82 GB): the `fp16` variant holds float32 tensors too.
+    """
+    _write_json(out / "config.json", MOTION_ADAPTER_CONFIG)
+    torch.manual_seed(0)
+    adapter = MotionAdapter.from_config(MOTION_ADAPTER_CONFIG)
+    state = {key: value.contiguous() for key, value in adapter.state_dict().items()}
+    for name in DIFFUSERS_WEIGHTS:
+        save_file(state, str(out / name), metadata={"format": "pt"})
+
+
+def build_i2vgen_xl(out: Path) -> None:
+    """ali-vilab/i2vgen-xl: fp16 variant and full-precision files side by side."""
+    _write_json(out / "model_index.json", I2VGEN_INDEX)
+    _write_json(out / "scheduler" / "scheduler_config.json", I2VGEN_SCHEDULER)
+    _write_feature_extractor(out / "feature_extractor")
+    tokenizer = write_clip_tokenizer(out / "tokenizer", pad_token="!")
+    _save_model(_text_encoder(tokenizer, "gelu"), out / "text_encoder", TRANSFORMERS_WEIGHTS)
+    _save_model(_image_encoder(), out / "image_encoder", TRANSFORMERS_WEIGHTS)
+    torch.manual_seed(0)
+    unet = I2VGenXLUNet(
+        sample_size=32,
+        block_out_channels=(16, 32),
+        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+        layers_per_block=1,
+        norm_num_groups=8,
+        cross_attention_dim=HIDDEN,
+        attention_head_dim=8,
+    )
+    _save_model(unet, out / "unet", DIFFUSERS_WEIGHTS)
+    _save_model(_vae(), out / "vae", DIFFUSERS_WEIGHTS)
+
+
+def _write_svd_repo(out: Path, index: dict[str, Any], num_frames: int) -> None:
+    """Stable Video Diffusion's layout; `num_frames` is the UNet's native (default) length."""
+    _write_json(out / "model_index.json", index)
+    _write_json(out / "scheduler" / "scheduler_config.json", SVD_SCHEDULER)
+    _write_feature_extractor(out / "feature_extractor")
+    _save_model(_image_encoder(), out / "image_encoder", TRANSFORMERS_WEIGHTS)
+    torch.manual_seed(0)
+    unet = UNetSpatioTemporalConditionModel(
+        sample_size=96,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"),
+        layers_per_block=1,
+        cross_attention_dim=HIDDEN,
+        num_attention_heads=(2, 4),
+        addition_time_embed_dim=16,
+        projection_class_embeddings_input_dim=3 * 16,
+        num_frames=num_frames,
+    )
+    _save_model(unet, out / "unet", DIFFUSERS_WEIGHTS)
+    torch.manual_seed(0)
+    # The temporal decoder's group norms are fixed at 32 groups, hence 32 channels.
+    vae = AutoencoderKLTemporalDecoder(
+        block_out_channels=(32, 32, 32, 32),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        latent_channels=4,
+    )
+    _save_model(vae, out / "vae", DIFFUSERS_WEIGHTS)
+
+
+def build_svd(out: Path) -> None:
+    """stabilityai/stable-video-diffusion-img2vid: 14 native frames."""
+    _write_svd_repo(out, SVD_INDEX, num_frames=14)
+
+
+def build_svd_xt(out: Path) -> None:
+    """stabilityai/stable-video-diffusion-img2vid-xt: 25 native frames."""
+    _write_svd_repo(out, SVD_XT_INDEX, num_frames=25)
+
+
+BUILDERS: dict[str, Callable[[Path], None]] = {
+    "damo-vilab/text-to-video-ms-1.7b": build_modelscope_t2v,
+    "cerspense/zeroscope_v2_576w": build_zeroscope_576w,
+    "cerspense/zeroscope_v2_XL": build_zeroscope_xl,
+    "stable-diffusion-v1-5/stable-diffusion-v1-5": build_sd15,
+    "guoyww/animatediff-motion-adapter-v1-5-2": build_animatediff_adapter,
+    "ali-vilab/i2vgen-xl": build_i2vgen_xl,
+    "stabilityai/stable-video-diffusion-img2vid": build_svd,
+    "stabilityai/stable-video-diffusion-img2vid-xt": build_svd_xt,
+}
