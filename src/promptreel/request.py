@@ -106,6 +106,8 @@ def settle(
     # 1. What the model takes: text, an image, a video
     prompt = _check_prompt(request.prompt, card, "prompt")
     negative = _check_prompt(request.negative_prompt, card, "negative_prompt", optional=True)
+    if negative is None and card.family.takes_text:
+        negative = card.negative_prompt
     _check_inputs(request, card)
 
     # 2. Frames, size, speed of playback
@@ -146,7 +148,7 @@ def settle(
         guidance_scale=float(guidance),
         seed=seed,
         scheduler=request.scheduler or card.scheduler,
-        params=_check_params(request.params, card),
+        params={**card.param_defaults, **_check_params(request.params, card)},
     )
 
 
@@ -212,6 +214,11 @@ def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None) ->
 
 
 def _check_size(height: int, width: int, card: ModelCard) -> None:
+    if card.fixed_size and (height, width) != (card.height, card.width):
+        raise InvalidRequest(
+            f"{card.name} runs only at {card.width}x{card.height} but {width}x{height} was "
+            "asked for; leave --width and --height unset."
+        )
     m = card.family.size_multiple
     for name, value in (("height", height), ("width", width)):
         if value < m or value % m:

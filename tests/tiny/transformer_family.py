@@ -47,8 +47,7 @@ def _model_index(
 
 
 def _save(model: torch.nn.Module, folder: Path) -> None:
-    """Save as safetensors in float32 (CogVideoX builds its sin-cos table in float64)."""
-    model.to(torch.float32).save_pretrained(folder, safe_serialization=True)
+    model.save_pretrained(folder, safe_serialization=True)
 
 
 def _text_encoder_kwargs(vocab_size: int) -> dict[str, object]:
@@ -152,6 +151,9 @@ def _build_cogvideox(
         # the real 5b-I2V learns its positional embeddings, which pins it to 480x720
         use_learned_positional_embeddings=image_to_video,
     )
+    if image_to_video:  # the learned table starts as a float64 sin-cos table: store float32
+        embed = transformer.patch_embed
+        embed.register_buffer("pos_embedding", embed.pos_embedding.float())
     _save(transformer.eval(), out / "transformer")
     torch.manual_seed(0)
     vae = AutoencoderKLCogVideoX(

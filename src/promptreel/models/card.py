@@ -59,6 +59,9 @@ class ModelCard:
     variant: str | None = None  # weight file variant to download and load (`fp16`)
     scheduler: str | None = None  # one of schedulers.SCHEDULERS; None keeps the repo's own
     scheduler_overrides: dict[str, object] = field(default_factory=dict)
+    negative_prompt: str | None = None  # the one the model's authors recommend
+    param_defaults: dict[str, bool | int | float] = field(default_factory=dict)
+    fixed_size: bool = False  # runs only at its native width x height
     max_frames: int = 64
     max_pixels: int = 1280 * 720  # height * width
     components: dict[str, int] = field(default_factory=dict)  # parameter count per component

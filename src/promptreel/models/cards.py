@@ -201,6 +201,8 @@ CARDS: tuple[ModelCard, ...] = (
         # Learned positional embeddings: CogVideoXPatchEmbed raises for any size but 720x480
         # ("only the case with 'THUDM/CogVideoX-5b-I2V'"), so this is the only size, not a cap.
         max_pixels=720 * 480,
+        fixed_size=True,  # its learned positional table fits 720x480 only (embeddings.py)
+        param_defaults={"use_dynamic_cfg": True},
         components={
             # As the 5B, with in_channels=32 (image latents concatenated).
             "transformer": 5_570_479_680,
@@ -227,6 +229,8 @@ CARDS: tuple[ModelCard, ...] = (
         # The temporal layers take any count, but this checkpoint was trained on 14 frames;
         # svd-xt is the 25-frame fine-tune.
         max_frames=14,
+        # decoding all frames at once is the classic SVD out-of-memory; the docs use 8
+        param_defaults={"decode_chunk_size": 8},
         max_pixels=1024 * 576,
         components=dict(_SVD_COMPONENTS),
         description="Stable Video Diffusion: image-to-video, 14 frames at 1024x576",
@@ -246,6 +250,7 @@ CARDS: tuple[ModelCard, ...] = (
         licence="stable-video-diffusion-community",
         variant="fp16",
         max_frames=25,  # fine-tuned to 25 frames
+        param_defaults={"decode_chunk_size": 8},
         max_pixels=1024 * 576,
         components=dict(_SVD_COMPONENTS),
         description="Stable Video Diffusion XT: image-to-video, 25 frames at 1024x576",
@@ -267,6 +272,11 @@ CARDS: tuple[ModelCard, ...] = (
         variant="fp16",  # docs load variant="fp16"; the repo has *.fp16.safetensors
         # Trained on clips of 16 and 32 frames (frame_lens in i2vgen_xl_train.yaml).
         max_frames=32,
+        # the diffusers example's negative prompt
+        negative_prompt=(
+            "Distorted, discontinuous, Ugly, blurry, low resolution, motionless, static, "
+            "disfigured, disconnected limbs, Ugly faces, incomplete arms"
+        ),
         max_pixels=1280 * 720,
         components={
             # I2VGenXLUNet (5.68 GB fp32); the text tower keeps all 24 ViT-H layers and the
@@ -365,6 +375,8 @@ CARDS: tuple[ModelCard, ...] = (
         # Model card: works best under 720x1280 and below 257 frames.
         max_frames=257,
         max_pixels=1280 * 720,
+        # the diffusers example's negative prompt
+        negative_prompt="worst quality, inconsistent motion, blurry, jittery, distorted",
         components={
             # The repo's diffusers folders hold the 0.9.0 model: 28 layers, 32 heads of 64
             # (4.94 + 2.75 GB fp32), and a VAE without timestep conditioning (1.68 GB fp32).
@@ -394,6 +406,12 @@ CARDS: tuple[ModelCard, ...] = (
         # "less stable" than 480P.
         max_frames=81,
         max_pixels=1280 * 720,
+        # the diffusers example's negative prompt (the English rendering of Wan's own)
+        negative_prompt="Bright tones, overexposed, static, blurred details, subtitles, style, "
+        "works, paintings, images, static, overall gray, worst quality, low quality, JPEG "
+        "compression residue, ugly, incomplete, extra fingers, poorly drawn hands, poorly drawn "
+        "faces, deformed, disfigured, misshapen limbs, fused fingers, still picture, messy "
+        "background, three legs, many people in the background, walking backwards",
         components={
             # dim 1536, ffn 8960, 12 heads, 30 layers (5.68 GB fp32).
             "transformer": 1_418_996_800,
