@@ -1,15 +1,20 @@
 """`promptreel download`: fetch exactly what a model needs into the Hugging Face cache.
 
 Only configs, tokenizer files and safetensors weights of the components the pipeline uses, in
-the card's variant: never pickles (.bin, .ckpt, .pt), never the other variants, never the
-original-format checkpoints many repos carry beside the diffusers folders.
+the card's variant: never the other variants, never the original-format checkpoints many repos
+carry beside the diffusers folders.
+
+Some repos (both Zeroscopes) publish only PyTorch pickles. A pickle can run code when loaded, so
+promptreel never loads one as a model: `download` reads each such file once with torch's
+restricted `weights_only` unpickler (tensors and plain containers only, no code) and writes a
+safetensors copy beside it in the snapshot. Loading stays safetensors-only.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import (
@@ -24,6 +29,7 @@ from .resolve import CARDS_BY_NAME, find_card
 
 CONFIG_SUFFIXES = (".json", ".txt", ".model")  # configs, vocabularies, sentencepiece models
 NEVER = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".msgpack", ".h5", ".onnx", ".py")
+PICKLE_WEIGHTS = (".bin", ".bin.index.json")  # converted to safetensors after download
 
 
 def download_model(model: str, *, confirm: Callable[[str], bool] | None = None) -> list[str]:
@@ -46,8 +52,12 @@ def download_model(model: str, *, confirm: Callable[[str], bool] | None = None) 
         task = bar.add_task(model, total=total)
         for repo, revision, _, files in plans:
             for name, size in files:
-                _fetch(repo, name, revision)
+                path = _fetch(repo, name, revision)
                 bar.advance(task, size)
+            if any(name.endswith(PICKLE_WEIGHTS) for name, _ in files):
+                bar.update(task, description=f"{model}: converting pickles to safetensors")
+                # the snapshot folder is the file's ancestor at the depth of its repo path
+                convert_pickles(Path(path).parents[len(PurePosixPath(name).parts) - 1])
     return [repo for repo, *_ in plans]
 
 
@@ -78,19 +88,50 @@ def select_files(
         wanted = [n for n in weights if variant and f".{variant}." in PurePosixPath(n).name]
         if not wanted:
             wanted = [n for n in weights if _is_plain(PurePosixPath(n).name)]
-        if not wanted and any(n.endswith(NEVER) for n in inside):
-            raise ModelNotFound(
-                f"the {folder or 'model'} weights exist only as pickle files (.bin); promptreel "
-                "loads safetensors only. Convert them, or pick another model."
-            )
+        if not wanted:
+            pickles = [n for n in inside if n.endswith(PICKLE_WEIGHTS)]
+            wanted = [n for n in pickles if variant and f".{variant}." in PurePosixPath(n).name]
+            wanted = wanted or [n for n in pickles if _is_plain(PurePosixPath(n).name, ".bin")]
         chosen += [(n, inside[n]) for n in wanted]
     return sorted(chosen)
 
 
-def _is_plain(name: str) -> bool:
+def _is_plain(name: str, kind: str = ".safetensors") -> bool:
     """`x.safetensors`, `x-00001-of-00002.safetensors`, `x.safetensors.index.json`: no variant."""
-    stem = name.split(".safetensors")[0]
+    stem = name.split(kind)[0]
     return "." not in stem
+
+
+def convert_pickles(snapshot: Path) -> list[Path]:
+    """Write a safetensors copy of every pickle weight file in `snapshot` that lacks one."""
+    import torch
+    from safetensors.torch import save_file
+
+    written = []
+    for pickle in sorted(snapshot.rglob("*.bin")):
+        target = pickle.with_name(_safetensors_name(pickle.name))
+        if target.exists():
+            continue
+        # weights_only: the restricted unpickler builds tensors and containers, never objects
+        state = torch.load(pickle, map_location="cpu", weights_only=True)
+        # tied weights share storage, which safetensors refuses; the loaders re-tie them
+        tensors = {k: v.contiguous().clone() for k, v in state.items()}
+        partial = target.with_name(f".{target.name}.partial")
+        save_file(tensors, str(partial), metadata={"format": "pt"})
+        partial.replace(target)
+        written.append(target)
+    for index in sorted(snapshot.rglob("*.bin.index.json")):
+        data = json.loads(index.read_text())
+        data["weight_map"] = {k: _safetensors_name(v) for k, v in data["weight_map"].items()}
+        index.with_name(_safetensors_name(index.name)).write_text(json.dumps(data, indent=2))
+    return written
+
+
+def _safetensors_name(name: str) -> str:
+    """The name the loaders look for: pytorch_model -> model, .bin -> .safetensors."""
+    if name.startswith("pytorch_model"):
+        name = "model" + name.removeprefix("pytorch_model")
+    return name.replace(".bin", ".safetensors")
 
 
 def _repos_of(model: str) -> list[tuple[str, str, str | None]]:
