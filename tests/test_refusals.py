@@ -23,7 +23,14 @@ CASES = {
     ),
     "zero frames": (["a cat", "--model", "modelscope", "--num-frames", "0"], "num_frames"),
     "too many frames": (["a cat", "--model", "animatediff", "--num-frames", "500"], "num_frames"),
-    "frames break 4k+1": (["a cat", "--model", "cogvideox-2b", "--num-frames", "48"], "4k+1"),
+    "frames break 8k+1 (cogvideox)": (
+        ["a cat", "--model", "cogvideox-2b", "--num-frames", "48"],
+        "8k+1",
+    ),
+    "frames break 4k+1 (wan)": (
+        ["a cat", "--model", "wan2.1-t2v-1.3b", "--num-frames", "6"],
+        "4k+1",
+    ),
     "frames break 8k+1": (["a cat", "--model", "ltx-video", "--num-frames", "24"], "8k+1"),
     "zero steps": (["a cat", "--num-inference-steps", "0"], "num_inference_steps"),
     "huge steps": (["a cat", "--num-inference-steps", "100000"], "num_inference_steps"),
@@ -60,9 +67,17 @@ CASES = {
         ["--model", "svd", "--image", "{image}", "--param", "noise_aug_strength=-3"],
         "noise_aug_strength",
     ),
-    "setting the model does not have": (
-        ["--model", "svd", "--image", "{image}", "--guidance-scale", "3"],
-        "guidance_scale",
+    "negative prompt for an image-only model": (
+        ["--model", "svd", "--image", "{image}", "--negative-prompt", "blur"],
+        "takes no text",
+    ),
+    "t0 < t1 < steps": (
+        ["a cat", "--model", "text2video-zero", "--num-inference-steps", "20"],
+        "t0 < t1 < num_inference_steps",
+    ),
+    "fixed size": (
+        ["a cat", "--model", "cogvideox-5b-i2v", "--image", "{image}", "--width", "480"],
+        "720x480",
     ),
     "unknown scheduler": (["a cat", "--scheduler", "plms"], "scheduler"),
     "scheduler on a flow model": (
@@ -75,6 +90,14 @@ CASES = {
     "unknown device": (["a cat", "--device", "tpu"], "device"),
     "unknown option": (["a cat", "--frames", "8"], "--frames"),
 }
+
+
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No model is downloaded, so a check that ran only after loading would fail differently."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
 
 
 @pytest.fixture

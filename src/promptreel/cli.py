@@ -15,7 +15,6 @@ import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from .errors import InvalidRequest, PromptreelError
@@ -43,12 +42,13 @@ def main(argv: list[str] | None = None) -> None:
         if DEBUG:
             raise
         _fail(type(exc).__name__, str(exc), 1)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.ctx.get_help() if exc.ctx else "", err=True)
-        sys.exit(2)
-    except click.ClickException as exc:
-        _fail("UsageError", exc.format_message(), exc.exit_code)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except typer.TyperException as exc:  # Typer's own (vendored Click) usage errors
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help(), file=sys.stderr)
+            sys.exit(2)
+        _fail("UsageError", exc.format_message(), getattr(exc, "exit_code", 2))
+    except (KeyboardInterrupt, typer.Abort):
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
     sys.exit(code if isinstance(code, int) else 0)
 

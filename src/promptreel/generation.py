@@ -22,7 +22,6 @@ import torch
 from PIL import Image
 
 from .device import check_offload, pick_device, pick_dtype
-from .errors import InvalidRequest
 from .models.card import ModelCard
 from .models.load import LoadOptions, load_pipeline, set_memory_switches
 from .models.resolve import find_card, locate
@@ -71,7 +70,7 @@ def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Vi
     pipeline_class = card.family.pipeline_class
     if image is not None and card.family.image_pipeline_class:
         pipeline_class = card.family.image_pipeline_class
-    kwargs = _call_arguments(request, settings, card, pipeline_class)
+    kwargs = _call_arguments(settings, card, pipeline_class)
     folder = locate(card)
 
     # 2. Load, or reuse the loaded pipeline
@@ -180,13 +179,11 @@ def _read_input_video(request: GenerationRequest, card: ModelCard) -> np.ndarray
     return frames
 
 
-def _call_arguments(
-    request: GenerationRequest, settings: Settings, card: ModelCard, pipeline_class: str
-) -> dict[str, Any]:
+def _call_arguments(settings: Settings, card: ModelCard, pipeline_class: str) -> dict[str, Any]:
     """The pipeline's keyword arguments, in its own names.
 
-    A value the pipeline has no argument for is dropped when it came from the card, and refused
-    when the user set it: SVD has no `guidance_scale`, and silently ignoring one misleads.
+    What a pipeline has no argument for, promptreel uses itself or not at all: every file gets
+    the fps, and a video-to-video model takes its frames and size from the resized input video.
     """
     accepted = inspect.signature(getattr(diffusers, pipeline_class).__call__).parameters
     values: dict[str, Any] = {
@@ -199,17 +196,11 @@ def _call_arguments(
         "num_inference_steps": settings.num_inference_steps,
         "guidance_scale": settings.guidance_scale,
     }
-    # promptreel itself uses these: fps to write the file, the size to resize an input video
-    own = {"fps", "height", "width"} if request.video is not None else {"fps"}
-    kwargs: dict[str, Any] = {}
-    for name, value in values.items():
-        if value is None:
-            continue
-        target = card.family.renames.get(name, name)
-        if target in accepted:
-            kwargs[target] = value
-        elif name in request.model_fields_set and name not in own:
-            raise InvalidRequest(f"{card.name} ({pipeline_class}) has no `{name}`; remove it.")
+    kwargs = {
+        card.family.renames.get(name, name): value
+        for name, value in values.items()
+        if value is not None and card.family.renames.get(name, name) in accepted
+    }
     if "fps" in kwargs or "target_fps" in kwargs:
         # pipelines condition on a whole number of frames per second
         key = "fps" if "fps" in kwargs else "target_fps"

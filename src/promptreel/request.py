@@ -8,6 +8,7 @@ nothing and leaves nothing behind.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,8 @@ def settle(
         )
     seed = secrets.randbelow(2**32) if request.seed is None else request.seed
     _check_range("seed", seed, 0, MAX_SEED)
+    params = {**card.param_defaults, **_check_params(request.params, card)}
+    _check_increasing({**params, "num_inference_steps": steps}, card)
     return Settings(
         prompt=prompt,
         negative_prompt=negative,
@@ -148,7 +151,7 @@ def settle(
         guidance_scale=float(guidance),
         seed=seed,
         scheduler=request.scheduler or card.scheduler,
-        params={**card.param_defaults, **_check_params(request.params, card)},
+        params=params,
     )
 
 
@@ -229,6 +232,17 @@ def _check_size(height: int, width: int, card: ModelCard) -> None:
         raise InvalidRequest(
             f"{width}x{height} is {height * width} pixels, more than the {card.max_pixels} "
             f"{card.name} supports; lower --width/--height."
+        )
+
+
+def _check_increasing(values: dict[str, bool | int | float], card: ModelCard) -> None:
+    names = card.family.increasing
+    chain = [values[n] for n in names if n in values]
+    if any(a >= b for a, b in itertools.pairwise(chain)):
+        shown = ", ".join(f"{n}={values[n]}" for n in names if n in values)
+        raise InvalidRequest(
+            f"{card.name} needs {' < '.join(names)} but has {shown}; adjust them with "
+            "--param and --num-inference-steps."
         )
 
 

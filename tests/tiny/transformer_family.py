@@ -47,6 +47,7 @@ def _model_index(
 
 
 def _save(model: torch.nn.Module, folder: Path) -> None:
+    """Weights as safetensors only, under the file names the real repo uses."""
     model.save_pretrained(folder, safe_serialization=True)
 
 
@@ -63,8 +64,6 @@ def _text_encoder_kwargs(vocab_size: int) -> dict[str, object]:
         "relative_attention_num_buckets": 32,
         "relative_attention_max_distance": 128,
         "feed_forward_proj": "gated-gelu",
-        "dense_act_fn": "gelu_new",
-        "is_gated_act": True,
         "layer_norm_epsilon": 1e-6,
         "tie_word_embeddings": False,
         "pad_token_id": 0,
@@ -78,10 +77,13 @@ def _t5_text_encoder(out: Path) -> None:
     vocab_size = write_t5_tokenizer(out / "tokenizer")
     torch.manual_seed(0)
     config = T5Config(**_text_encoder_kwargs(vocab_size), architectures=["T5EncoderModel"])
-    _save(T5EncoderModel(config).eval(), out / "text_encoder")
+    _save(T5EncoderModel(config), out / "text_encoder")
 
 
 # --- CogVideoX -------------------------------------------------------------------------------
+# The CogVideoX 1.0 VAE decodes latent frames two at a time and doubles an even chunk in time
+# where it keeps the first frame of an odd one, so the video has exactly num_frames frames only
+# for num_frames = 8k + 1 (5 gives 8, 13 gives 16): a property of the real VAE kept here.
 
 _COGVIDEOX_INDEX = {
     "scheduler": ("diffusers", "CogVideoXDDIMScheduler"),
@@ -127,6 +129,7 @@ def _build_cogvideox(
     rotary: bool,
     image_to_video: bool = False,
 ) -> None:
+    """One CogVideoX 1.0 repo: the three share the T5 encoder, VAE layout and scheduler class."""
     _model_index(out, pipeline, version, _COGVIDEOX_INDEX)
     _cogvideox_scheduler(out, version, snr_shift_scale)
     _t5_text_encoder(out)
@@ -141,6 +144,7 @@ def _build_cogvideox(
         time_embed_dim=16,
         text_embed_dim=_TEXT_DIM,
         num_layers=1,
+        # the real latent sample size: the pipelines' default 480x720, 49 frames
         sample_width=90,
         sample_height=60,
         sample_frames=49,
@@ -148,25 +152,26 @@ def _build_cogvideox(
         temporal_compression_ratio=4,
         max_text_seq_length=226,
         use_rotary_positional_embeddings=rotary,
-        # the real 5b-I2V learns its positional embeddings, which pins it to 480x720
+        # the real 5b-I2V learns its positional embeddings, which pins it to 480x720 (and any
+        # frame count but 49 makes diffusers swap the learned table for a sin-cos one)
         use_learned_positional_embeddings=image_to_video,
     )
     if image_to_video:  # the learned table starts as a float64 sin-cos table: store float32
         embed = transformer.patch_embed
         embed.register_buffer("pos_embedding", embed.pos_embedding.float())
-    _save(transformer.eval(), out / "transformer")
+    _save(transformer, out / "transformer")
     torch.manual_seed(0)
     vae = AutoencoderKLCogVideoX(
         block_out_channels=(8, 8, 8, 8),  # four blocks: 8x spatial, 4x temporal, as the real VAE
         latent_channels=latent_channels,
-        layers_per_block=1,
+        layers_per_block=0,  # 480x720 is the only size the I2V model takes: keep it cheap
         norm_num_groups=2,
         temporal_compression_ratio=4,
         sample_height=480,
         sample_width=720,
         scaling_factor=vae_scaling_factor,
     )
-    _save(vae.eval(), out / "vae")
+    _save(vae, out / "vae")
 
 
 def build_cogvideox_2b(out: Path) -> None:
@@ -257,7 +262,7 @@ def build_ltx_video(out: Path) -> None:
         num_layers=1,
         caption_channels=_TEXT_DIM,
     )
-    _save(transformer.eval(), out / "transformer")
+    _save(transformer, out / "transformer")
     torch.manual_seed(0)
     vae = AutoencoderKLLTXVideo(
         latent_channels=latent_channels,
@@ -274,10 +279,12 @@ def build_ltx_video(out: Path) -> None:
         encoder_causal=True,
         decoder_causal=False,
     )
-    _save(vae.eval(), out / "vae")
+    _save(vae, out / "vae")
 
 
 # --- Wan 2.1 ---------------------------------------------------------------------------------
+# WanPipeline turns num_frames into 4 * (num_frames // 4) + 1 with a warning (4 becomes 5, 6
+# becomes 5); LTX floors to 8k + 1 without one.
 
 
 def build_wan21_t2v_1_3b(out: Path) -> None:
@@ -333,7 +340,7 @@ def build_wan21_t2v_1_3b(out: Path) -> None:
         tokenizer_class="T5Tokenizer",
         architectures=["UMT5EncoderModel"],
     )
-    _save(UMT5EncoderModel(config).eval(), out / "text_encoder")
+    _save(UMT5EncoderModel(config), out / "text_encoder")
     torch.manual_seed(0)
     transformer = WanTransformer3DModel(
         patch_size=(1, 2, 2),
@@ -349,7 +356,7 @@ def build_wan21_t2v_1_3b(out: Path) -> None:
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=1024,
     )
-    _save(transformer.eval(), out / "transformer")
+    _save(transformer, out / "transformer")
     torch.manual_seed(0)
     vae = AutoencoderKLWan(
         base_dim=8,
@@ -358,7 +365,7 @@ def build_wan21_t2v_1_3b(out: Path) -> None:
         num_res_blocks=1,
         temperal_downsample=[False, True, True],  # 4x temporal, as scale_factor_temporal says
     )
-    _save(vae.eval(), out / "vae")
+    _save(vae, out / "vae")
 
 
 BUILDERS: dict[str, Callable[[Path], None]] = {

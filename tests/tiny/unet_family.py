@@ -3,8 +3,9 @@
 Tests must never download weights, yet promptreel's loading code should meet what a real download
 leaves in the Hugging Face cache: the same folders, `model_index.json`, scheduler settings,
 tokenizer files and weight file names (variant suffixes included, safetensors only). Each
-`build_*` writes one such repo into a folder, with models small enough (well under 5 MB a repo)
-that a 2-step generation takes seconds on a CPU; `BUILDERS` maps each real repo id to its builder.
+`build_*` writes one such repo into a folder, with models small enough (1 to 4.7 MB a repo) that
+a 2-step generation takes well under a second on a CPU; `BUILDERS` maps each real repo id to its
+builder. Building is deterministic and leaves the caller's random state alone.
 
 Shapes keep the real repos' rules where they matter to a request: every VAE has four levels (a
 latent is 1/8 of the frame, as in the real ones), text encoders take 77 tokens, image encoders
@@ -14,7 +15,8 @@ latent is 1/8 of the frame, as in the real ones), text encoders take 77 tokens, 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +25,16 @@ from diffusers import (
     AutoencoderKL,
     AutoencoderKLTemporalDecoder,
     I2VGenXLUNet,
+    ModelMixin,
     MotionAdapter,
     UNet2DConditionModel,
     UNet3DConditionModel,
     UNetSpatioTemporalConditionModel,
 )
-from diffusers.configuration_utils import ConfigMixin
 from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
 from safetensors.torch import save_file
 from transformers import (
     CLIPConfig,
-    CLIPImageProcessor,
     CLIPTextConfig,
     CLIPTextModel,
     CLIPTokenizer,
@@ -52,6 +53,11 @@ DIFFUSERS_WEIGHTS = {
     "diffusion_pytorch_model.fp16.safetensors": torch.float16,
 }
 TRANSFORMERS_WEIGHTS = {"model.safetensors": torch.float32, "model.fp16.safetensors": torch.float16}
+# SD 1.5's UNet also has its EMA-free fine-tuning weights, as the `non_ema` variant.
+SD15_UNET_WEIGHTS = {
+    **DIFFUSERS_WEIGHTS,
+    "diffusion_pytorch_model.non_ema.safetensors": torch.float32,
+}
 # Zeroscope ships only non-variant `.bin` files holding fp16 tensors; we write the safetensors
 # file diffusers looks for under that name, keeping the fp16 contents.
 ZEROSCOPE_DIFFUSERS_WEIGHTS = {"diffusion_pytorch_model.safetensors": torch.float16}
@@ -59,6 +65,8 @@ ZEROSCOPE_TRANSFORMERS_WEIGHTS = {"model.safetensors": torch.float16}
 
 
 # --- real repo files (model_index.json, scheduler_config.json), as published ------------------
+# Written with sorted keys and a 2-space indent, each comes out byte-for-byte the size of the
+# published file, where that size is known.
 
 MS_T2V_SCHEDULER = {
     "_class_name": "DDIMScheduler",
@@ -183,17 +191,17 @@ I2VGEN_INDEX = {
     "unet": ["diffusers", "I2VGenXLUNet"],
     "vae": ["diffusers", "AutoencoderKL"],
 }
-_SVD_COMPONENTS = {
+SVD_INDEX = {
     "_class_name": "StableVideoDiffusionPipeline",
     "_diffusers_version": "0.24.0.dev0",
+    "_name_or_path": "diffusers/svd-test",
     "feature_extractor": ["transformers", "CLIPImageProcessor"],
     "image_encoder": ["transformers", "CLIPVisionModelWithProjection"],
     "scheduler": ["diffusers", "EulerDiscreteScheduler"],
     "unet": ["diffusers", "UNetSpatioTemporalConditionModel"],
     "vae": ["diffusers", "AutoencoderKLTemporalDecoder"],
 }
-SVD_INDEX = _SVD_COMPONENTS
-SVD_XT_INDEX = {**_SVD_COMPONENTS, "_name_or_path": "diffusers/svd-xt"}
+SVD_XT_INDEX = {**SVD_INDEX, "_name_or_path": "diffusers/svd-xt"}
 
 # The real adapter config (diffusers 0.22 keys, some no longer read), with tiny channel widths
 # and, to fit them, 8 norm groups instead of 32.
@@ -212,8 +220,48 @@ MOTION_ADAPTER_CONFIG = {
     "use_motion_mid_block": True,
 }
 
+_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+# SD 1.5's pre-`CLIPImageProcessor` file, and the newer one of the SVD conversions; both at the
+# 224 x 224 input the safety checker and image encoders take.
+SD15_PREPROCESSOR = {
+    "crop_size": 224,
+    "do_center_crop": True,
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_resize": True,
+    "feature_extractor_type": "CLIPFeatureExtractor",
+    "image_mean": _CLIP_MEAN,
+    "image_std": _CLIP_STD,
+    "resample": 3,
+    "size": 224,
+}
+CLIP_PREPROCESSOR = {
+    "crop_size": {"height": 224, "width": 224},
+    "do_center_crop": True,
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "feature_extractor_type": "CLIPFeatureExtractor",
+    "image_mean": _CLIP_MEAN,
+    "image_processor_type": "CLIPImageProcessor",
+    "image_std": _CLIP_STD,
+    "resample": 3,
+    "rescale_factor": 0.00392156862745098,
+    "size": {"shortest_edge": 224},
+}
+
 
 # --- writing ---------------------------------------------------------------------------------
+
+
+@contextmanager
+def _seeded() -> Iterator[None]:
+    """Fix the seed for the weights built inside, leaving the caller's random state alone."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        yield
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -223,7 +271,7 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def _save_model(
-    model: PreTrainedModel | ConfigMixin, folder: Path, weights: dict[str, torch.dtype]
+    model: PreTrainedModel | ModelMixin, folder: Path, weights: dict[str, torch.dtype]
 ) -> None:
     """Write `model`'s config.json and one safetensors file per name, cast to its dtype."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -241,17 +289,11 @@ def _save_model(
         save_file(tensors, str(folder / name), metadata={"format": "pt"})
 
 
-def _write_feature_extractor(folder: Path) -> None:
-    """CLIP's preprocessing at its real 224 x 224 size, which the pipelines rely on."""
-    CLIPImageProcessor(crop_size=224, size=224).save_pretrained(folder)
-
-
 # --- tiny components -------------------------------------------------------------------------
 
 
 def _text_encoder(tokenizer: CLIPTokenizer, hidden_act: str) -> CLIPTextModel:
     """A 2-layer CLIP text encoder over the tiny tokenizer's vocabulary."""
-    torch.manual_seed(0)
     config = CLIPTextConfig(
         vocab_size=len(tokenizer),
         hidden_size=HIDDEN,
@@ -265,7 +307,8 @@ def _text_encoder(tokenizer: CLIPTokenizer, hidden_act: str) -> CLIPTextModel:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    return CLIPTextModel(config)
+    with _seeded():
+        return CLIPTextModel(config)
 
 
 def _vision_config() -> CLIPVisionConfig:
@@ -282,34 +325,34 @@ def _vision_config() -> CLIPVisionConfig:
 
 
 def _image_encoder() -> CLIPVisionModelWithProjection:
-    torch.manual_seed(0)
-    return CLIPVisionModelWithProjection(_vision_config())
+    with _seeded():
+        return CLIPVisionModelWithProjection(_vision_config())
 
 
 def _vae() -> AutoencoderKL:
     """A four-level VAE, so latents are 1/8 of the frame like the real SD VAE."""
-    torch.manual_seed(0)
-    return AutoencoderKL(
-        block_out_channels=(8, 16, 16, 16),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        latent_channels=4,
-        norm_num_groups=8,
-    )
+    with _seeded():
+        return AutoencoderKL(
+            block_out_channels=(8, 16, 16, 16),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            latent_channels=4,
+            norm_num_groups=8,
+        )
 
 
 def _unet3d() -> UNet3DConditionModel:
-    torch.manual_seed(0)
-    return UNet3DConditionModel(
-        sample_size=32,
-        block_out_channels=(16, 32),
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        layers_per_block=1,
-        norm_num_groups=8,
-        cross_attention_dim=HIDDEN,
-        attention_head_dim=4,
-    )
+    with _seeded():
+        return UNet3DConditionModel(
+            sample_size=32,
+            block_out_channels=(16, 32),
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            layers_per_block=1,
+            norm_num_groups=8,
+            cross_attention_dim=HIDDEN,
+            attention_head_dim=4,
+        )
 
 
 def _write_text_to_video_repo(
@@ -363,30 +406,27 @@ def build_zeroscope_xl(out: Path) -> None:
 def build_sd15(out: Path) -> None:
     """stable-diffusion-v1-5/stable-diffusion-v1-5, the base of AnimateDiff and Text2Video-Zero.
 
-    Its UNet matches `build_animatediff_adapter`'s channel widths and layers, as the real
-    adapter matches the real SD 1.5 UNet. The repo's safety checker comes along, tiny.
+    Its UNet has `build_animatediff_adapter`'s channel widths and layers, as the real adapter
+    fits the real SD 1.5 UNet. The repo's safety checker and its feature extractor come along.
     """
     _write_json(out / "model_index.json", SD15_INDEX)
     _write_json(out / "scheduler" / "scheduler_config.json", SD15_SCHEDULER)
-    _write_feature_extractor(out / "feature_extractor")
+    _write_json(out / "feature_extractor" / "preprocessor_config.json", SD15_PREPROCESSOR)
     tokenizer = write_clip_tokenizer(out / "tokenizer")
     _save_model(_text_encoder(tokenizer, "quick_gelu"), out / "text_encoder", TRANSFORMERS_WEIGHTS)
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(
-        sample_size=64,
-        block_out_channels=tuple(MOTION_ADAPTER_CONFIG["block_out_channels"]),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        layers_per_block=MOTION_ADAPTER_CONFIG["motion_layers_per_block"],
-        norm_num_groups=MOTION_ADAPTER_CONFIG["motion_norm_num_groups"],
-        cross_attention_dim=HIDDEN,
-        attention_head_dim=8,
-    )
-    # The real repo also has EMA-free weights for fine-tuning, as the `non_ema` variant.
-    unet_weights = {**DIFFUSERS_WEIGHTS, "diffusion_pytorch_model.non_ema.safetensors": torch.float32}
-    _save_model(unet, out / "unet", unet_weights)
+    with _seeded():
+        unet = UNet2DConditionModel(
+            sample_size=64,
+            block_out_channels=tuple(MOTION_ADAPTER_CONFIG["block_out_channels"]),
+            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+            layers_per_block=MOTION_ADAPTER_CONFIG["motion_layers_per_block"],
+            norm_num_groups=MOTION_ADAPTER_CONFIG["motion_norm_num_groups"],
+            cross_attention_dim=HIDDEN,
+            attention_head_dim=8,
+        )
+    _save_model(unet, out / "unet", SD15_UNET_WEIGHTS)
     _save_model(_vae(), out / "vae", DIFFUSERS_WEIGHTS)
-    torch.manual_seed(0)
     text_config = CLIPTextConfig(
         hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
     )
@@ -395,7 +435,8 @@ def build_sd15(out: Path) -> None:
         vision_config=_vision_config().to_dict(),
         projection_dim=HIDDEN,
     )
-    checker = StableDiffusionSafetyChecker(checker_config)
+    with _seeded():
+        checker = StableDiffusionSafetyChecker(checker_config)
     _save_model(checker, out / "safety_checker", TRANSFORMERS_WEIGHTS)
 
 
@@ -405,8 +446,8 @@ def build_animatediff_adapter(out: Path) -> None:
     Both real files are the same size (1.82 GB): the `fp16` variant holds float32 tensors too.
     """
     _write_json(out / "config.json", MOTION_ADAPTER_CONFIG)
-    torch.manual_seed(0)
-    adapter = MotionAdapter.from_config(MOTION_ADAPTER_CONFIG)
+    with _seeded():
+        adapter = MotionAdapter.from_config(MOTION_ADAPTER_CONFIG)
     state = {key: value.contiguous() for key, value in adapter.state_dict().items()}
     for name in DIFFUSERS_WEIGHTS:
         save_file(state, str(out / name), metadata={"format": "pt"})
@@ -416,21 +457,21 @@ def build_i2vgen_xl(out: Path) -> None:
     """ali-vilab/i2vgen-xl: fp16 variant and full-precision files side by side."""
     _write_json(out / "model_index.json", I2VGEN_INDEX)
     _write_json(out / "scheduler" / "scheduler_config.json", I2VGEN_SCHEDULER)
-    _write_feature_extractor(out / "feature_extractor")
+    _write_json(out / "feature_extractor" / "preprocessor_config.json", CLIP_PREPROCESSOR)
     tokenizer = write_clip_tokenizer(out / "tokenizer", pad_token="!")
     _save_model(_text_encoder(tokenizer, "gelu"), out / "text_encoder", TRANSFORMERS_WEIGHTS)
     _save_model(_image_encoder(), out / "image_encoder", TRANSFORMERS_WEIGHTS)
-    torch.manual_seed(0)
-    unet = I2VGenXLUNet(
-        sample_size=32,
-        block_out_channels=(16, 32),
-        down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
-        up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
-        layers_per_block=1,
-        norm_num_groups=8,
-        cross_attention_dim=HIDDEN,
-        attention_head_dim=4,
-    )
+    with _seeded():
+        unet = I2VGenXLUNet(
+            sample_size=32,
+            block_out_channels=(16, 32),
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            layers_per_block=1,
+            norm_num_groups=8,
+            cross_attention_dim=HIDDEN,
+            attention_head_dim=4,
+        )
     _save_model(unet, out / "unet", DIFFUSERS_WEIGHTS)
     _save_model(_vae(), out / "vae", DIFFUSERS_WEIGHTS)
 
@@ -439,30 +480,29 @@ def _write_svd_repo(out: Path, index: dict[str, Any], num_frames: int) -> None:
     """Stable Video Diffusion's layout; `num_frames` is the UNet's native (default) length."""
     _write_json(out / "model_index.json", index)
     _write_json(out / "scheduler" / "scheduler_config.json", SVD_SCHEDULER)
-    _write_feature_extractor(out / "feature_extractor")
+    _write_json(out / "feature_extractor" / "preprocessor_config.json", CLIP_PREPROCESSOR)
     _save_model(_image_encoder(), out / "image_encoder", TRANSFORMERS_WEIGHTS)
     # SVD's resnets and temporal decoder fix their group norms at 32 groups, so 32 channels is
     # the floor; one UNet level (image conditioning through the mid block) keeps it small.
-    torch.manual_seed(0)
-    unet = UNetSpatioTemporalConditionModel(
-        sample_size=96,
-        block_out_channels=(32,),
-        down_block_types=("DownBlockSpatioTemporal",),
-        up_block_types=("UpBlockSpatioTemporal",),
-        layers_per_block=1,
-        cross_attention_dim=HIDDEN,
-        num_attention_heads=2,
-        addition_time_embed_dim=16,
-        projection_class_embeddings_input_dim=3 * 16,
-        num_frames=num_frames,
-    )
+    with _seeded():
+        unet = UNetSpatioTemporalConditionModel(
+            sample_size=96,
+            block_out_channels=(32,),
+            down_block_types=("DownBlockSpatioTemporal",),
+            up_block_types=("UpBlockSpatioTemporal",),
+            layers_per_block=1,
+            cross_attention_dim=HIDDEN,
+            num_attention_heads=2,
+            addition_time_embed_dim=16,
+            projection_class_embeddings_input_dim=3 * 16,
+            num_frames=num_frames,
+        )
+        vae = AutoencoderKLTemporalDecoder(
+            block_out_channels=(32, 32, 32, 32),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            latent_channels=4,
+        )
     _save_model(unet, out / "unet", DIFFUSERS_WEIGHTS)
-    torch.manual_seed(0)
-    vae = AutoencoderKLTemporalDecoder(
-        block_out_channels=(32, 32, 32, 32),
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        latent_channels=4,
-    )
     _save_model(vae, out / "vae", DIFFUSERS_WEIGHTS)
 
 

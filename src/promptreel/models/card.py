@@ -38,6 +38,8 @@ class Family:
     renames: dict[str, str] = field(default_factory=dict)
     # the pipeline class to use instead when an image is given (LTX ships one repo for both)
     image_pipeline_class: str | None = None
+    # settings that must be strictly increasing, in this order (Text2Video-Zero: t0 < t1 < steps)
+    increasing: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

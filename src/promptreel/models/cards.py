@@ -347,6 +347,7 @@ CARDS: tuple[ModelCard, ...] = (
         # Every frame attends to the first one: no frame limit but memory, which grows linearly.
         max_frames=64,
         max_pixels=768 * 512,
+        param_defaults={"t0": 44, "t1": 47},  # the pipeline's own, made explicit for the check
         components={
             "unet": _SD15_UNET,
             "text_encoder": _CLIP_L_TEXT,

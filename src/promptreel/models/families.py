@@ -77,10 +77,10 @@ FAMILIES: dict[str, Family] = {
         # (patch_size=2 in every CogVideoX config): VAE factor 8 x patch 2. An odd latent side
         # is cropped silently by the patch embedding, and the scheduler step then fails.
         size_multiple=16,
-        # latent_frames = (num_frames - 1) // 4 + 1: the temporal VAE factor is 4 and a bad count
-        # is floored silently (50 frames come out as 49). CogVideoX 1.0 has patch_size_t=None,
-        # so no extra padding applies.
-        frame_step=4,
+        # latent_frames = (num_frames - 1) // 4 + 1 (temporal VAE factor 4), but the CogVideoX
+        # VAE decodes latent frames in pairs, so only 8k+1 comes out exact: 5 frames give 8,
+        # 13 give 16 (measured on a tiny model; the model card says 8N+1, N <= 6).
+        frame_step=8,
         frame_offset=1,
         params={
             "use_dynamic_cfg": Param(bool, "vary the guidance scale over the steps (cosine)"),
@@ -94,7 +94,7 @@ FAMILIES: dict[str, Family] = {
         tasks=("image-to-video",),
         takes_text=True,
         size_multiple=16,  # as CogVideoXPipeline
-        frame_step=4,  # prepare_latents: (num_frames - 1) // 4 + 1, floored silently
+        frame_step=8,  # as CogVideoXPipeline: 8k+1
         frame_offset=1,
         params={
             "use_dynamic_cfg": Param(bool, "vary the guidance scale over the steps (cosine)"),
@@ -162,6 +162,7 @@ FAMILIES: dict[str, Family] = {
             "eta": _ETA,
         },
         renames={"num_frames": "video_length"},
+        increasing=("t0", "t1", "num_inference_steps"),
     ),
     "LTXPipeline": Family(
         pipeline_class="LTXPipeline",

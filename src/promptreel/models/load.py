@@ -8,6 +8,8 @@ another model frees it first (two video models rarely fit in memory together).
 from __future__ import annotations
 
 import gc
+import importlib.util
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +23,9 @@ from ..errors import InvalidRequest, ModelNotFound
 from .card import ModelCard
 from .resolve import locate_extra
 
-# Libraries a model_index.json may name. Anything else would make diffusers import code that
-# came with the weights.
+# Libraries a model_index.json may name, besides diffusers' own pipeline modules
+# (`["stable_diffusion", "StableDiffusionSafetyChecker"]`). Anything else would make diffusers
+# import code that came with the weights.
 TRUSTED_LIBRARIES = frozenset({"diffusers", "transformers", None})
 
 
@@ -60,6 +63,7 @@ def load_pipeline(card: ModelCard, options: LoadOptions) -> tuple[Any, Any, bool
         name = "unet" if hasattr(pipe, "unet") else "transformer"
         setattr(pipe, name, torch.compile(getattr(pipe, name)))
     pipe.set_progress_bar_config(disable=True)
+    _alias_clip_text_model(pipe)
     _current = _Loaded(options, pipe, pipe.scheduler)
     return pipe, pipe.scheduler, False
 
@@ -114,15 +118,20 @@ def set_memory_switches(
                 f"--vae-{on.split('_')[1]}."
             )
     denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
-    if hasattr(denoiser, "enable_forward_chunking"):
-        if forward_chunking:
-            # chunk over frames (dim 1): feed-forward memory drops by the frame count
-            denoiser.enable_forward_chunking(chunk_size=1, dim=1)
-        else:
-            denoiser.disable_forward_chunking()
-    elif forward_chunking:
+    # the blocks diffusers' enable_forward_chunking reaches; walking them ourselves also gives
+    # the "off" switch that some models (SVD's UNet) lack
+    blocks = [m for m in denoiser.modules() if hasattr(m, "set_chunk_feed_forward")]
+    if forward_chunking and not blocks:
         raise InvalidRequest(
             f"{type(denoiser).__name__} has no forward chunking; remove --forward-chunking."
+        )
+    for block in blocks:
+        # chunk size 1 over dim 1 (frames or tokens): feed-forward memory drops by that length;
+        # temporal blocks take no dim (theirs is fixed)
+        takes_dim = "dim" in inspect.signature(block.set_chunk_feed_forward).parameters
+        size = 1 if forward_chunking else None
+        block.set_chunk_feed_forward(size, dim=1) if takes_dim else block.set_chunk_feed_forward(
+            size
         )
 
 
@@ -133,13 +142,13 @@ def _from_pretrained(card: ModelCard, options: LoadOptions) -> Any:
     for argument, (repo_id, class_name) in card.extra_repos.items():
         cls = getattr(diffusers, class_name)
         extra[argument] = cls.from_pretrained(
-            locate_extra(repo_id), torch_dtype=dtype, use_safetensors=True
+            locate_extra(repo_id), dtype=dtype, use_safetensors=True
         )
     cls = getattr(diffusers, options.pipeline_class)
     try:
         return cls.from_pretrained(
             options.folder,
-            torch_dtype=dtype,
+            dtype=dtype,  # always: without it transformers parts keep the file's dtype
             variant=card.variant,
             use_safetensors=True,
             **extra,
@@ -157,8 +166,31 @@ def check_model_index(folder: Path) -> None:
     for name, value in index.items():
         if name.startswith("_") or not isinstance(value, list) or len(value) != 2:
             continue
-        if value[0] not in TRUSTED_LIBRARIES:
+        if not _trusted_library(value[0]):
             raise ModelNotFound(
                 f"{folder}: component {name!r} comes from {value[0]!r}, which would run code "
                 "shipped with the model; promptreel loads only diffusers and transformers classes."
             )
+
+
+def _trusted_library(library: str | None) -> bool:
+    if library in TRUSTED_LIBRARIES:
+        return True
+    return (
+        isinstance(library, str)
+        and library.isidentifier()
+        and importlib.util.find_spec(f"diffusers.pipelines.{library}") is not None
+    )
+
+
+def _alias_clip_text_model(pipe: Any) -> None:
+    """Let pipelines reach `text_encoder.text_model` on transformers 5.
+
+    transformers 5 flattened CLIPTextModel (its layers are its own children now), but the
+    I2VGen-XL pipeline (clip_skip=1 by default) and any `clip_skip` use still ask for
+    `text_encoder.text_model.final_layer_norm`. The alias goes in the instance dict, not among
+    the submodules, so state dicts and `.to()` never see a cycle.
+    """
+    encoder = getattr(pipe, "text_encoder", None)
+    if hasattr(encoder, "final_layer_norm") and "text_model" not in encoder._modules:
+        object.__setattr__(encoder, "text_model", encoder)
