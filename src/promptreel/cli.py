@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail("UsageError", exc.format_message(), getattr(exc, "exit_code", 2))
     except (KeyboardInterrupt, typer.Abort):
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
+    if code == 130:  # Typer turns Ctrl-C into a silent exit code 130
+        _fail("Interrupted", "stopped; no partial file was left behind", 130)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -112,8 +112,14 @@ def convert_pickles(snapshot: Path) -> list[Path]:
         target = pickle.with_name(_safetensors_name(pickle.name))
         if target.exists():
             continue
-        # weights_only: the restricted unpickler builds tensors and containers, never objects
-        state = torch.load(pickle, map_location="cpu", weights_only=True)
+        try:
+            # weights_only: the restricted unpickler builds tensors and containers, never objects
+            state = torch.load(pickle, map_location="cpu", weights_only=True)
+        except Exception as exc:  # UnpicklingError, or whatever a crafted file provokes
+            raise ModelNotFound(
+                f"{pickle.name} holds more than tensors, so promptreel will not load it "
+                f"({type(exc).__name__}); pick another model or revision."
+            ) from exc
         # tied weights share storage, which safetensors refuses; the loaders re-tie them
         tensors = {k: v.contiguous().clone() for k, v in state.items()}
         partial = target.with_name(f".{target.name}.partial")

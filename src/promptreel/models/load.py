@@ -17,6 +17,7 @@ from typing import Any
 
 import diffusers
 import torch
+import transformers
 
 from ..device import DTYPES, check_offload
 from ..errors import InvalidRequest, ModelNotFound
@@ -137,6 +138,10 @@ def set_memory_switches(
 
 def _from_pretrained(card: ModelCard, options: LoadOptions) -> Any:
     check_model_index(options.folder)
+    # promptreel reports loading as one stage of its own progress; the libraries' bars would
+    # scribble over it (and over one-line errors)
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
     dtype = DTYPES[options.dtype]
     extra = {}
     for argument, (repo_id, class_name) in card.extra_repos.items():

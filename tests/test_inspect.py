@@ -1,0 +1,49 @@
+"""`promptreel inspect` prints how a video was made."""
+
+from __future__ import annotations
+
+import json
+
+import av
+import numpy as np
+import pytest
+
+SMALL = ["--height", "32", "--width", "32", "--num-frames", "3", "--num-inference-steps", "2"]
+
+
+@pytest.fixture
+def made(hub, cli, workdir) -> None:
+    hub("modelscope")
+    for output in ("clip.mp4", "other.webm", "anim.gif", "frames/"):
+        result = cli("generate", "a kite", "--seed", "8", "--output", output, "--quiet", *SMALL)
+        assert result.code == 0, result.err
+
+
+@pytest.mark.parametrize("name", ["clip.mp4", "other.webm", "anim.gif", "frames"])
+def test_inspect_prints_the_record(made, cli, workdir, name) -> None:
+    result = cli("inspect", name, "--json")
+    assert result.code == 0, result.err
+    record = json.loads(result.out)
+    assert record["prompt"] == "a kite" and record["seed"] == 8
+    table = cli("inspect", name)
+    assert "a kite" in table.out and "seed" in table.out
+
+
+def test_the_record_inside_the_file_survives_losing_the_sidecar(made, cli, workdir) -> None:
+    (workdir / "clip.json").unlink()
+    result = cli("inspect", "clip.mp4", "--json")
+    assert json.loads(result.out)["seed"] == 8
+
+
+def test_a_video_we_did_not_make_is_refused_in_one_line(cli, workdir) -> None:
+    with av.open("x.mp4", "w") as container:  # an ordinary video, made by someone else
+        stream = container.add_stream("libx264", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
+        for _ in range(2):
+            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    result = cli("inspect", "x.mp4")
+    assert result.code == 1
+    assert len(result.err.strip().splitlines()) == 1
+    assert cli("inspect", "missing.mp4").code == 1
