@@ -231,13 +231,20 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "repo", "tasks", "native", "downloaded")
+    table = Table("name", "from", "native size", "params", "downloaded", box=None)
     for info in infos:
-        native = f"{info['width']}x{info['height']}, {info['num_frames']}f @ {info['fps']}fps"
-        tasks = ", ".join(info["tasks"])
-        table.add_row(
-            info["name"], info["repo_id"], tasks, native, "yes" if info["downloaded"] else "no"
+        native = f"{info['width']}x{info['height']} {info['num_frames']}f {info['fps']}fps"
+        takes = "+".join(
+            kind
+            for kind, used in (
+                ("text", info["takes_text"]),
+                ("image", "image-to-video" in info["tasks"]),
+                ("video", "video-to-video" in info["tasks"]),
+            )
+            if used
         )
+        size = f"{info['parameters_total'] / 1e9:.1f}B"
+        table.add_row(info["name"], takes, native, size, "yes" if info["downloaded"] else "no")
     Console().print(table)
 
 

@@ -158,10 +158,11 @@ def _from_pretrained(card: ModelCard, options: LoadOptions) -> Any:
             use_safetensors=True,
             **extra,
         )
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    except Exception as exc:  # a broken or foreign folder fails in many ways; name the first
+        first_line = (str(exc).strip().splitlines() or [""])[0]
         raise ModelNotFound(
-            f"could not load {card.name} from {options.folder} (safetensors only): {first_line}"
+            f"could not load {card.name} from {options.folder} (safetensors only): "
+            f"{type(exc).__name__}: {first_line}"
         ) from exc
 
 

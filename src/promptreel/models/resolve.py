@@ -29,7 +29,8 @@ def find_card(model: str) -> ModelCard:
         return CARDS_BY_NAME[model]
     folder = Path(model).expanduser()
     if folder.is_dir():
-        return card_from_folder(folder, name=str(folder))
+        # absolute, so that the loaded-pipeline cache never confuses two folders named alike
+        return card_from_folder(folder.resolve(), name=model)
     if _looks_like_repo_id(model):
         matches = [c for c in CARDS if model in (c.repo_id, *_extra_repo_ids(c))]
         if len(matches) == 1:
