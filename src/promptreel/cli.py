@@ -276,13 +276,15 @@ def download(
     """Fetch what a model needs (safetensors only) into the Hugging Face cache."""
     from .models.download import download_model
 
-    download_model(model, confirm=None if yes else _confirm)
+    def confirm(summary: str) -> bool:
+        print(summary, file=sys.stderr)
+        if yes or not sys.stdin.isatty():
+            return True  # scripts and CI: the size is printed; asking would hang
+        return typer.confirm("Download?", default=True, err=True)
 
-
-def _confirm(question: str) -> bool:
-    if not sys.stdin.isatty():
-        return True  # scripts and CI: the size was printed; asking would hang
-    return typer.confirm(question, default=True)
+    fetched = download_model(model, confirm=confirm)
+    if fetched:
+        print(f"downloaded {', '.join(fetched)}", file=sys.stderr)
 
 
 @app.command()

@@ -32,8 +32,12 @@ NEVER = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".msgpack", ".h5", ".onnx", ".p
 PICKLE_WEIGHTS = (".bin", ".bin.index.json")  # converted to safetensors after download
 
 
-def download_model(model: str, *, confirm: Callable[[str], bool] | None = None) -> list[str]:
-    """Download `model` (alias or repo id); returns the repo ids fetched."""
+def download_model(model: str, *, confirm: Callable[[str], bool]) -> list[str]:
+    """Download `model` (alias or repo id); returns the repo ids fetched.
+
+    `confirm` gets the summary (files, total size, destination) before any weight is fetched
+    and says whether to go on.
+    """
     repos = _repos_of(model)
     plans = [
         (repo, revision, variant, _plan(repo, revision, variant))
@@ -41,10 +45,8 @@ def download_model(model: str, *, confirm: Callable[[str], bool] | None = None) 
     ]
     total = sum(size for *_, files in plans for _, size in files)
     count = sum(len(files) for *_, files in plans)
-    question = (
-        f"{model}: {count} files, {total / 1e9:.2f} GB into {constants.HF_HUB_CACHE}. Download?"
-    )
-    if confirm is not None and not confirm(question):
+    summary = f"{model}: {count} files, {total / 1e9:.2f} GB into {constants.HF_HUB_CACHE}"
+    if not confirm(summary):
         return []
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 

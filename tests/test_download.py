@@ -1,0 +1,147 @@
+"""`promptreel download`: exactly the files a pipeline loads, safetensors only, shown up front.
+
+The hub is replaced by a fake serving a tiny build (this machine has no network); the cache it
+fills is then used by `generate`, offline, as a real download would be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tiny import BUILDERS
+
+import promptreel.models.download as download
+from promptreel.errors import ModelNotFound
+
+SMALL = ["--height", "32", "--width", "32", "--num-frames", "3", "--num-inference-steps", "2"]
+
+
+class FakeHub:
+    """model_info and hf_hub_download over local folders, writing the hub's cache layout."""
+
+    def __init__(self, cache: Path) -> None:
+        self.cache = cache
+        self.repos: dict[str, Path] = {}
+        self.fetched: list[tuple[str, str]] = []
+
+    def model_info(self, repo: str, revision: str, files_metadata: bool) -> SimpleNamespace:
+        root = self.repos[repo]
+        files = [p for p in root.rglob("*") if p.is_file()]
+        siblings = [
+            SimpleNamespace(rfilename=str(p.relative_to(root)), size=p.stat().st_size)
+            for p in files
+        ]
+        return SimpleNamespace(siblings=siblings)
+
+    def hf_hub_download(self, repo: str, name: str, revision: str) -> str:
+        self.fetched.append((repo, name))
+        commit = hashlib.sha1(repo.encode()).hexdigest()
+        root = self.cache / f"models--{repo.replace('/', '--')}"
+        target = root / "snapshots" / commit / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.repos[repo] / name, target)
+        (root / "refs").mkdir(exist_ok=True)
+        (root / "refs" / "main").write_text(commit)
+        return str(target)
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch) -> FakeHub:
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    hub = FakeHub(cache)
+    monkeypatch.setattr(download, "HfApi", lambda: hub)
+    monkeypatch.setattr(download, "hf_hub_download", hub.hf_hub_download)
+    return hub
+
+
+def _repo(tmp_path: Path, repo_id: str) -> Path:
+    folder = tmp_path / "remote" / repo_id
+    BUILDERS[repo_id](folder)
+    return folder
+
+
+def test_fetches_only_what_the_pipeline_loads_then_generates_offline(
+    fake_hub, tmp_path, cli, workdir
+) -> None:
+    repo = _repo(tmp_path, "damo-vilab/text-to-video-ms-1.7b")
+    # what real repos carry beside the diffusers folders, none of it needed
+    (repo / "unet" / "diffusion_pytorch_model.bin").write_bytes(b"pickle")
+    (repo / "text_encoder" / "pytorch_model.fp16.bin").write_bytes(b"pickle")
+    (repo / "VQGAN_autoencoder.pth").write_bytes(b"pickle")
+    (repo / "README.md").write_text("card")
+    fake_hub.repos["damo-vilab/text-to-video-ms-1.7b"] = repo
+
+    result = cli("download", "modelscope", "--yes")
+
+    assert result.code == 0, result.err
+    assert "GB into" in result.err.splitlines()[0]  # the size, before anything else
+    names = {name for _, name in fake_hub.fetched}
+    assert not any(n.endswith((".bin", ".pth", ".md")) for n in names)
+    weights = {n for n in names if n.endswith(".safetensors")}
+    assert weights and all(".fp16." in n for n in weights)  # the card's variant only
+    assert {"model_index.json", "scheduler/scheduler_config.json"} <= names
+    assert any(n.startswith("tokenizer/") for n in names)
+
+    shown = json.loads(cli("models", "show", "modelscope", "--json").out)
+    assert shown["downloaded"] is True
+    made = cli("generate", "a kite", "--seed", "1", "-o", "a.mp4", "--quiet", *SMALL)
+    assert made.code == 0, made.err
+
+
+def test_a_pickle_only_repo_is_converted_to_safetensors(fake_hub, tmp_path, cli, workdir) -> None:
+    repo = _repo(tmp_path, "cerspense/zeroscope_v2_576w")
+    for weights in list(repo.rglob("*.safetensors")):  # publish it as the real repo does
+        name = weights.name.replace("model.safetensors", "pytorch_model.bin")
+        name = name.replace("diffusion_pytorch_pytorch_model", "diffusion_pytorch_model")
+        torch.save(load_file(weights), weights.with_name(name))
+        weights.unlink()
+    fake_hub.repos["cerspense/zeroscope_v2_576w"] = repo
+
+    assert cli("download", "zeroscope", "--yes").code == 0
+    snapshot = next((fake_hub.cache / "models--cerspense--zeroscope_v2_576w").glob("snapshots/*"))
+    assert (snapshot / "unet" / "diffusion_pytorch_model.safetensors").exists()
+    assert (snapshot / "text_encoder" / "model.safetensors").exists()
+    made = cli("generate", "a kite", "--model", "zeroscope", "-o", "a.mp4", "--quiet", *SMALL)
+    assert made.code == 0, made.err
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, (f"touch {MARKER}",))
+
+
+MARKER = Path("/tmp/promptreel-test-pickle-ran")
+
+
+def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path) -> None:
+    MARKER.unlink(missing_ok=True)
+    (tmp_path / "unet").mkdir()
+    with open(tmp_path / "unet" / "diffusion_pytorch_model.bin", "wb") as f:
+        pickle.dump({"weight": _Exploit()}, f)
+    with pytest.raises(ModelNotFound, match="more than tensors"):
+        download.convert_pickles(tmp_path)
+    assert not MARKER.exists()
+    assert not (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").exists()
+
+
+def test_offline_download_says_how_to_fix_it(cli) -> None:
+    result = cli("download", "modelscope", "--yes")
+    assert result.code == 1
+    assert "HF_HUB_OFFLINE" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_unknown_model_is_refused_before_any_request(cli) -> None:
+    result = cli("download", "modelscop")
+    assert result.code == 1 and "modelscope" in result.err
