@@ -149,6 +149,8 @@ def generate(
         saved = result.save(path, overwrite=overwrite)
     if json_output:
         print(json.dumps(result.record, indent=2))
+        if not quiet:
+            print(saved, file=sys.stderr)  # stdout stays pure JSON
     elif not quiet:
         print(saved)
 

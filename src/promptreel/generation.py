@@ -138,6 +138,7 @@ class _StageClock:
         self.mark = time.perf_counter()
         self.step = 0
         self.total = 0
+        self.iterable: Any = None
         report(Progress("encode"))
 
     def _lap(self, stage: str) -> None:
