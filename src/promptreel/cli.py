@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -36,6 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and `python -m promptreel`."""
     if not DEBUG:
         _quiet_libraries()
+    # `kill` and a closing terminal get the same clean-up as Ctrl-C: no partial file remains
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         code = app(args=argv, prog_name="promptreel", standalone_mode=False)
     except PromptreelError as exc:
@@ -50,9 +53,15 @@ def main(argv: list[str] | None = None) -> None:
         _fail("UsageError", exc.format_message(), getattr(exc, "exit_code", 2))
     except (KeyboardInterrupt, typer.Abort):
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if code == 130:  # Typer turns Ctrl-C into a silent exit code 130
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _fail(kind: str, message: str, code: int) -> None:
@@ -138,14 +147,17 @@ def generate(
     from .video import check_output_path
 
     if output is not None:
-        check_output_path(output, overwrite=overwrite)
+        from .models.resolve import find_card
+
+        fps = request.fps if request.fps is not None else find_card(request.model).fps
+        check_output_path(output, overwrite=overwrite, fps=fps)
 
     from .generation import Progress, run
 
     with ProgressDisplay(enabled=not quiet) as show:
         result = run(request, progress=show)
         show(Progress("write"))
-        path = output or _fresh_name(result.record)
+        path = output if output is not None else _fresh_name(result.record)
         saved = result.save(path, overwrite=overwrite)
     if json_output:
         print(json.dumps(result.record, indent=2))
@@ -203,16 +215,19 @@ class ProgressDisplay:
             disable=not self.enabled,
             transient=True,
         )
-        self.bar.start()
         self.task = self.bar.add_task("load", total=None)
         return self.update
 
     def update(self, progress: Any) -> None:
+        # started at the first report, after validation: a refusal stays one clean line
+        if not self.bar.live.is_started:
+            self.bar.start()
         total = progress.total or None
         self.bar.update(self.task, description=progress.stage, completed=progress.step, total=total)
 
     def __exit__(self, *exc: object) -> None:
-        self.bar.stop()
+        if self.bar.live.is_started:  # stopping an unstarted display still prints a newline
+            self.bar.stop()
 
 
 @models_app.callback(invoke_without_command=True)
@@ -263,9 +278,7 @@ def models_show(
     if json_output:
         print(json.dumps(info, indent=2))
         return
-    for key, value in info.items():
-        shown = json.dumps(value) if isinstance(value, dict | list) else value
-        print(f"{key:<20} {shown}")
+    _print_fields(info, width=20)
 
 
 @app.command()
@@ -301,6 +314,12 @@ def inspect(
     if json_output:
         print(json.dumps(record, indent=2))
         return
-    for key, value in record.items():
-        shown = json.dumps(value) if isinstance(value, dict | list) else value
-        print(f"{key:<18} {shown}")
+    _print_fields(record, width=20)
+
+
+def _print_fields(fields: dict[str, Any], *, width: int) -> None:
+    """One line a field. Values go through JSON, so that a record from an untrusted file cannot
+    put escape codes or line breaks on the terminal."""
+    for key, value in fields.items():
+        shown = value if isinstance(value, int | float | bool) else json.dumps(value)
+        print(f"{json.dumps(str(key))[1:-1]:<{width}} {shown}")

@@ -23,7 +23,12 @@ from PIL import Image
 
 from .device import check_offload, pick_device, pick_dtype
 from .models.card import ModelCard
-from .models.load import LoadOptions, load_pipeline, set_memory_switches
+from .models.load import (
+    LoadOptions,
+    check_forward_chunking,
+    load_pipeline,
+    set_memory_switches,
+)
 from .models.resolve import find_card, locate
 from .request import DEFAULT_MODEL, GenerationRequest, Settings, make_request, settle
 from .schedulers import make_scheduler
@@ -72,6 +77,8 @@ def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Vi
         pipeline_class = card.family.image_pipeline_class
     kwargs = _call_arguments(settings, card, pipeline_class)
     folder = locate(card)
+    if request.forward_chunking:
+        check_forward_chunking(folder)
 
     # 2. Load, or reuse the loaded pipeline
     started = time.perf_counter()

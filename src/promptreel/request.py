@@ -173,8 +173,10 @@ def _check_prompt(
         raise InvalidRequest(
             f"`{name}` is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}."
         )
-    if "\x00" in text:
-        raise InvalidRequest(f"`{name}` contains a NUL character; remove it.")
+    if any((ord(c) < 32 and c not in "\t\n") or ord(c) == 127 for c in text):
+        raise InvalidRequest(
+            f"`{name}` contains control characters (such as escape codes); remove them."
+        )
     return text.strip()
 
 
@@ -248,7 +250,14 @@ def _check_increasing(values: dict[str, bool | int | float], card: ModelCard) ->
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
     if not lo <= value <= hi:
-        raise InvalidRequest(f"`{name}` must be between {lo:g} and {hi:g} but is {value:g}.")
+        raise InvalidRequest(
+            f"`{name}` must be between {_show(lo)} and {_show(hi)} but is {_show(value)}."
+        )
+
+
+def _show(number: float) -> str:
+    text = f"{number:g}" if isinstance(number, float) else str(number)
+    return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 
 
 def _check_params(
@@ -279,9 +288,12 @@ def _parse_param(key: str, raw: bool | int | float | str, kind: type) -> bool | 
             return False
     else:
         try:
-            value = kind(float(text)) if kind is int and float(text).is_integer() else kind(text)
-            if value == value and value not in (float("inf"), float("-inf")):  # not NaN/inf
-                return value
+            value = kind(text)
         except ValueError:
-            pass
+            try:  # "1e3" for an int: exact when the float is a whole number
+                value = int(float(text)) if kind is int and float(text).is_integer() else None
+            except (ValueError, OverflowError):
+                value = None
+        if value is not None and value == value and abs(value) != float("inf"):  # no NaN/inf
+            return value
     raise InvalidRequest(f"--param {key} expects {kind.__name__} but got {raw!r}.")

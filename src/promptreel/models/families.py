@@ -22,7 +22,7 @@ _ETA = Param(
 )
 
 # A VAE decode batch, in frames: smaller saves memory, larger is more temporally consistent.
-_DECODE_CHUNK = Param(int, "frames decoded at a time by the VAE (lower = less memory)", 1)
+_DECODE_CHUNK = Param(int, "frames decoded at a time by the VAE (lower = less memory)", 1, 1024)
 
 # LTX-Video: plain numbers in both LTXPipeline.__call__ and LTXImageToVideoPipeline.__call__.
 _LTX_PARAMS = {
@@ -109,16 +109,19 @@ FAMILIES: dict[str, Family] = {
         size_multiple=8,  # check_inputs: % 8; the spatio-temporal UNet forwards upsample sizes
         params={
             # Micro-conditioning on the amount of motion; the pipeline default is 127.
-            "motion_bucket_id": Param(int, "amount of motion to condition on (default 127)", 0),
+            # trained on buckets 0..255; a little beyond still moves, far beyond only breaks
+            "motion_bucket_id": Param(
+                int, "amount of motion to condition on (default 127)", 0, 1023
+            ),
             # Noise added to the conditioning image (default 0.02).
             "noise_aug_strength": Param(
-                float, "noise added to the input image: more = more motion, less fidelity", 0.0
+                float, "noise added to the input image: more = more motion, less fidelity", 0.0, 1.0
             ),
             "decode_chunk_size": _DECODE_CHUNK,
             # Guidance ramps linearly from min (first frame) to max (last frame); our
             # guidance_scale is the max end (see renames), this is the other end.
             "min_guidance_scale": Param(
-                float, "guidance on the first frame (ramps to the max)", 0.0
+                float, "guidance on the first frame (ramps to the max)", 0.0, 50.0
             ),
         },
         # SVD has no single guidance scale: min_guidance_scale..max_guidance_scale per frame.
@@ -152,13 +155,18 @@ FAMILIES: dict[str, Family] = {
         takes_text=True,
         size_multiple=8,  # check_inputs: % 8
         params={
-            "motion_field_strength_x": Param(float, "global motion along x (default 12)"),
-            "motion_field_strength_y": Param(float, "global motion along y (default 12)"),
+            # latent pixels a frame; beyond a few hundred the warp only samples the border
+            "motion_field_strength_x": Param(
+                float, "global motion along x (default 12)", -256, 256
+            ),
+            "motion_field_strength_y": Param(
+                float, "global motion along y (default 12)", -256, 256
+            ),
             # Both count steps back from the end of the schedule (timesteps[-t - 1]); the
             # pipeline asserts nothing, so they must satisfy t0 < t1 < num_inference_steps
             # (defaults 44 and 47, which need at least 48 steps).
-            "t0": Param(int, "step the motion is applied at; t0 < t1 < steps (default 44)", 0),
-            "t1": Param(int, "step re-noised from; t0 < t1 < steps (default 47)", 1),
+            "t0": Param(int, "step the motion is applied at; t0 < t1 < steps (default 44)", 0, 500),
+            "t1": Param(int, "step re-noised from; t0 < t1 < steps (default 47)", 1, 500),
             "eta": _ETA,
         },
         renames={"num_frames": "video_length"},

@@ -8,9 +8,7 @@ another model frees it first (two video models rarely fit in memory together).
 from __future__ import annotations
 
 import gc
-import importlib.util
 import inspect
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,12 +20,8 @@ import transformers
 from ..device import DTYPES, check_offload
 from ..errors import InvalidRequest, ModelNotFound
 from .card import ModelCard
+from .model_index import check_model_index, read_model_index
 from .resolve import locate_extra
-
-# Libraries a model_index.json may name, besides diffusers' own pipeline modules
-# (`["stable_diffusion", "StableDiffusionSafetyChecker"]`). Anything else would make diffusers
-# import code that came with the weights.
-TRUSTED_LIBRARIES = frozenset({"diffusers", "transformers", None})
 
 
 @dataclass(frozen=True)
@@ -61,7 +55,7 @@ def load_pipeline(card: ModelCard, options: LoadOptions) -> tuple[Any, Any, bool
     pipe = _from_pretrained(card, options)
     place(pipe, device=options.device, offload=options.offload)
     if options.compile:
-        name = "unet" if hasattr(pipe, "unet") else "transformer"
+        name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
         setattr(pipe, name, torch.compile(getattr(pipe, name)))
     pipe.set_progress_bar_config(disable=True)
     _alias_clip_text_model(pipe)
@@ -118,22 +112,32 @@ def set_memory_switches(
                 f"the {type(vae).__name__} VAE cannot {on.split('_')[1]}; remove "
                 f"--vae-{on.split('_')[1]}."
             )
-    denoiser = getattr(pipe, "unet", None) or getattr(pipe, "transformer", None)
     # the blocks diffusers' enable_forward_chunking reaches; walking them ourselves also gives
     # the "off" switch that some models (SVD's UNet) lack
-    blocks = [m for m in denoiser.modules() if hasattr(m, "set_chunk_feed_forward")]
-    if forward_chunking and not blocks:
-        raise InvalidRequest(
-            f"{type(denoiser).__name__} has no forward chunking; remove --forward-chunking."
-        )
+    blocks = [m for m in _denoiser(pipe).modules() if hasattr(m, "set_chunk_feed_forward")]
     for block in blocks:
         # chunk size 1 over dim 1 (frames or tokens): feed-forward memory drops by that length;
         # temporal blocks take no dim (theirs is fixed)
-        takes_dim = "dim" in inspect.signature(block.set_chunk_feed_forward).parameters
         size = 1 if forward_chunking else None
-        block.set_chunk_feed_forward(size, dim=1) if takes_dim else block.set_chunk_feed_forward(
-            size
+        if "dim" in inspect.signature(block.set_chunk_feed_forward).parameters:
+            block.set_chunk_feed_forward(size, dim=1)
+        else:
+            block.set_chunk_feed_forward(size)
+
+
+def check_forward_chunking(folder: Path) -> None:
+    """Before loading: only UNets chunk their feed-forward layers (CogVideoX, LTX and Wan
+    transformers have no such switch)."""
+    if "unet" not in read_model_index(folder):
+        raise InvalidRequest(
+            "--forward-chunking works only for UNet models; this one is a transformer. Remove "
+            "it, or try --vae-tiling or --offload to save memory."
         )
+
+
+def _denoiser(pipe: Any) -> Any:
+    # not `unet or transformer`: a compiled module has no truth value
+    return pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer
 
 
 def _from_pretrained(card: ModelCard, options: LoadOptions) -> Any:
@@ -164,29 +168,6 @@ def _from_pretrained(card: ModelCard, options: LoadOptions) -> Any:
             f"could not load {card.name} from {options.folder} (safetensors only): "
             f"{type(exc).__name__}: {first_line}"
         ) from exc
-
-
-def check_model_index(folder: Path) -> None:
-    """Refuse a model_index.json that points at code outside diffusers and transformers."""
-    index = json.loads((folder / "model_index.json").read_text())
-    for name, value in index.items():
-        if name.startswith("_") or not isinstance(value, list) or len(value) != 2:
-            continue
-        if not _trusted_library(value[0]):
-            raise ModelNotFound(
-                f"{folder}: component {name!r} comes from {value[0]!r}, which would run code "
-                "shipped with the model; promptreel loads only diffusers and transformers classes."
-            )
-
-
-def _trusted_library(library: str | None) -> bool:
-    if library in TRUSTED_LIBRARIES:
-        return True
-    return (
-        isinstance(library, str)
-        and library.isidentifier()
-        and importlib.util.find_spec(f"diffusers.pipelines.{library}") is not None
-    )
 
 
 def _alias_clip_text_model(pipe: Any) -> None:

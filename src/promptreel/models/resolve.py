@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 from pathlib import Path
 
 from huggingface_hub import constants, snapshot_download
@@ -19,8 +20,10 @@ from ..errors import ModelNotDownloaded, ModelNotFound
 from .card import ModelCard
 from .cards import CARDS
 from .families import FAMILIES
+from .model_index import check_model_index
 
 CARDS_BY_NAME = {card.name: card for card in CARDS}
+REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 
 
 def find_card(model: str) -> ModelCard:
@@ -92,14 +95,8 @@ def card_from_folder(folder: Path, *, name: str, repo_id: str | None = None) -> 
     same family (the values that family's models are trained for) and the native size from the
     folder's configs where they say it.
     """
-    index_file = folder / "model_index.json"
-    try:
-        index = json.loads(index_file.read_text())
-        class_name = index["_class_name"]
-    except (OSError, ValueError, KeyError):
-        raise ModelNotFound(
-            f"{folder} is not a diffusers pipeline folder (no readable model_index.json)."
-        ) from None
+    index = check_model_index(folder)
+    class_name = index["_class_name"]
     family = FAMILIES.get(class_name)
     if family is None:
         raise ModelNotFound(
@@ -179,5 +176,11 @@ def _extra_repo_ids(card: ModelCard) -> list[str]:
 
 
 def _looks_like_repo_id(text: str) -> bool:
-    parts = text.split("/")
-    return len(parts) == 2 and all(parts) and not text.startswith((".", "~"))
+    if "/" not in text:
+        return False
+    if not REPO_ID.fullmatch(text) or ".." in text or "--" in text:
+        raise ModelNotFound(
+            f"{text!r} is neither a folder nor a valid hub repo id (org/name, letters, digits, "
+            "'-', '_' and '.'); check the spelling."
+        )
+    return True
