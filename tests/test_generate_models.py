@@ -47,7 +47,7 @@ def inputs(workdir: Path) -> dict[str, str]:
     gradient = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint8)
     Image.fromarray(gradient).save(workdir / "input.png")
     promptreel.Video(np.stack([gradient] * 6), fps=8.0, record={}).save(workdir / "input.mp4")
-    return {"image": "input.png", "video": "input.mp4", "record": "input.json"}
+    return {"image": "input.png", "video": "input.mp4", "record": "input.mp4.json"}
 
 
 def _arguments(card, inputs: dict[str, str]) -> dict[str, object]:
@@ -90,7 +90,7 @@ def test_cli_makes_a_video_that_plays(card, hub, cli, workdir, inputs) -> None:
     width = args.get("width", card.width)
     assert _decode(workdir / "out.mp4") == (args["num_frames"], height, width, 6.0)
     record = read_record(workdir / "out.mp4")
-    assert record == json.loads((workdir / "out.json").read_text())
+    assert record == json.loads((workdir / "out.mp4.json").read_text())
     assert record["model"]["name"] == card.name
     assert record["model"]["repo_id"] == card.repo_id
     assert len(record["model"]["revision"]) == 40  # the snapshot's commit
@@ -100,7 +100,7 @@ def test_cli_makes_a_video_that_plays(card, hub, cli, workdir, inputs) -> None:
     steps = record["parameters"]["num_inference_steps"]
     assert steps == args["num_inference_steps"]
     assert set(record["timings"]) >= {"load", "encode", "denoise", "decode"}
-    leftovers = {p.name for p in workdir.iterdir()} - {"out.mp4", "out.json", *inputs.values()}
+    leftovers = {p.name for p in workdir.iterdir()} - {"out.mp4", "out.mp4.json", *inputs.values()}
     assert leftovers == set()
 
 

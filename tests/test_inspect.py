@@ -30,7 +30,7 @@ def test_inspect_prints_the_record(made, cli, workdir, name) -> None:
 
 
 def test_the_record_inside_the_file_survives_losing_the_sidecar(made, cli, workdir) -> None:
-    (workdir / "clip.json").unlink()
+    (workdir / "clip.mp4.json").unlink()
     result = cli("inspect", "clip.mp4", "--json")
     assert json.loads(result.out)["seed"] == 8
 
@@ -47,3 +47,13 @@ def test_a_video_we_did_not_make_is_refused_in_one_line(cli, workdir) -> None:
     assert result.code == 1
     assert len(result.err.strip().splitlines()) == 1
     assert cli("inspect", "missing.mp4").code == 1
+
+
+def test_inspect_never_prints_escape_codes_from_a_record(cli, workdir) -> None:
+    (workdir / "x.gif").write_bytes(b"GIF89a")
+    hostile = {"promptreel_record": 1, "prompt": "\x1b[2J\x1b[31mgotcha\nline", "seed": 1}
+    (workdir / "x.gif.json").write_text(json.dumps(hostile))
+    result = cli("inspect", "x.gif")
+    assert result.code == 0, result.err
+    assert "\x1b" not in result.out
+    assert len(result.out.strip().splitlines()) == 3

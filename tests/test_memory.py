@@ -87,8 +87,27 @@ def test_forward_chunking_does_not_change_the_frames(hub) -> None:
 def test_compile_compiles_the_denoiser_and_reloads(hub, monkeypatch) -> None:
     hub("modelscope")
     compiled = []
-    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)
+    real_compile = torch.compile
+
+    def eager_compile(module):  # the real wrapper, without the minutes inductor takes on a CPU
+        compiled.append(module)
+        return real_compile(module, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
     video = promptreel.generate("a kite", model="modelscope", seed=1, compile=True, **SMALL)
     assert [type(m).__name__ for m in compiled] == ["UNet3DConditionModel"]
+    assert video.frames.shape == (3, 32, 32, 3)
     assert video.record["pipeline_reused"] is False
     assert video.record["memory"]["compile"] is True
+
+
+def test_forward_chunking_on_a_transformer_is_refused_before_loading(
+    hub, cli, workdir, monkeypatch
+) -> None:
+    hub("cogvideox-2b")
+    monkeypatch.setattr(load, "_from_pretrained", lambda *a: pytest.fail("loaded the model"))
+    result = cli(
+        "generate", "a kite", "--model", "cogvideox-2b", "--forward-chunking", "-o", "a.mp4"
+    )
+    assert result.code == 1 and "--forward-chunking" in result.err
+    assert list(workdir.iterdir()) == []

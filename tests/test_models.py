@@ -169,3 +169,13 @@ def test_pickle_weights_are_never_loaded(hub, cli, workdir) -> None:
     result = cli("generate", "a kite", "--model", "model", "-o", "a.mp4", "--quiet", *SMALL)
     assert result.code == 1
     assert "safetensors" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("index", ["[1, 2]", '{"_class_name": ["evil_lib", "X"]}', "not json"])
+def test_a_malformed_model_index_is_refused_in_one_line(cli, workdir, index) -> None:
+    (workdir / "broken").mkdir()
+    (workdir / "broken" / "model_index.json").write_text(index)
+    for args in (["models", "show", "broken"], ["generate", "a kite", "--model", "broken"]):
+        result = cli(*args)
+        assert result.code == 1
+        assert "model_index.json" in result.err and len(result.err.strip().splitlines()) == 1

@@ -89,6 +89,21 @@ CASES = {
     "missing accelerator": (["a cat", "--device", "cuda"], "cuda"),
     "unknown device": (["a cat", "--device", "tpu"], "device"),
     "unknown option": (["a cat", "--frames", "8"], "--frames"),
+    "a seed of 330 digits": (["a cat", "--seed", "9" * 330], "seed"),
+    "steps of 330 digits": (["a cat", "--num-inference-steps", "9" * 330], "num_inference_steps"),
+    "escape codes in the prompt": (["a \x1b[31mred\x1b[0m cat"], "control characters"),
+    "a repo id with a space": (["a cat", "--model", "org/na me"], "valid hub repo id"),
+    "a repo id climbing out": (["a cat", "--model", "../x/y"], "valid hub repo id"),
+    "param far beyond its range": (
+        ["--model", "svd", "--image", "{image}", "--param", "noise_aug_strength=1e308"],
+        "noise_aug_strength",
+    ),
+    "int param given a fraction": (
+        ["--model", "svd", "--image", "{image}", "--param", "motion_bucket_id=1.5"],
+        "motion_bucket_id",
+    ),
+    "gif faster than browsers play": (["a cat", "--fps", "60", "--output", "fast.gif"], "fps"),
+    "empty output": (["a cat", "--output", ""], "empty"),
 }
 
 

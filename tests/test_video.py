@@ -4,6 +4,7 @@ with one clear line."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -28,7 +29,17 @@ from promptreel.video import (
     read_video,
 )
 
-RECORD = {"prompt": "a red ball, café ☕", "seed": 42, "num_frames": 10, "guidance_scale": 7.5}
+RECORD = {
+    "promptreel_record": 1,
+    "prompt": "a red ball, café ☕",
+    "seed": 42,
+    "num_frames": 10,
+    "guidance_scale": 7.5,
+}
+
+
+def record(seed: int) -> dict:
+    return {"promptreel_record": 1, "seed": seed}
 
 
 def gradient(num_frames: int = 10, height: int = 17, width: int = 33) -> np.ndarray:
@@ -180,34 +191,75 @@ def test_record_is_embedded_in_the_container(tmp_path, suffix):
     comment = {key.lower(): value for key, value in tags.items()}["comment"]
     assert json.loads(comment) == RECORD
 
-    (tmp_path / "clip.json").unlink()  # only the embedded copy is left
+    (tmp_path / f"clip{suffix}.json").unlink()  # only the embedded copy is left
     assert read_record(path) == RECORD
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".gif"])
 def test_record_is_written_beside_the_output(tmp_path, suffix):
     path = Video(gradient(3), 8, RECORD).save(tmp_path / f"clip{suffix}")
-    assert sorted(os.listdir(tmp_path)) == sorted([f"clip{suffix}", "clip.json"])
-    assert json.loads((tmp_path / "clip.json").read_text(encoding="utf-8")) == RECORD
+    assert sorted(os.listdir(tmp_path)) == sorted([f"clip{suffix}", f"clip{suffix}.json"])
+    assert json.loads((tmp_path / f"clip{suffix}.json").read_text(encoding="utf-8")) == RECORD
     assert read_record(path) == RECORD
 
 
-def test_record_missing_or_foreign_is_a_clear_error(tmp_path):
-    foreign = tmp_path / "foreign.mp4"
-    with av.open(str(foreign), "w") as container:
-        container.metadata["comment"] = "made with something else"
+def test_outputs_differing_only_in_suffix_keep_their_own_records(tmp_path):
+    mp4 = Video(gradient(3), 8, record(1)).save(tmp_path / "clip.mp4")
+    gif = Video(gradient(3), 8, record(2)).save(tmp_path / "clip.gif")  # not refused
+
+    assert sorted(os.listdir(tmp_path)) == [
+        "clip.gif",
+        "clip.gif.json",
+        "clip.mp4",
+        "clip.mp4.json",
+    ]
+    assert read_record(gif) == record(2)
+    (tmp_path / "clip.mp4.json").unlink()
+    assert read_record(mp4) == record(1)  # embedded; the GIF's record was never its own
+
+    # A sidecar named the old way (stem + .json) belongs to no one output: not read.
+    (tmp_path / "clip.gif.json").rename(tmp_path / "clip.json")
+    with pytest.raises(InputError, match=r"no generation record.*clip\.gif\.json"):
+        read_record(gif)
+
+
+def write_foreign_mp4(path: Path, comment: str) -> None:
+    with av.open(str(path), "w") as container:
+        container.metadata["comment"] = comment
         stream = container.add_stream("libx264", rate=8)
         stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
         frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
         container.mux(stream.encode(frame))
         container.mux(stream.encode(None))
 
-    with pytest.raises(InputError, match=r"no generation record.*foreign\.json"):
+
+@pytest.mark.parametrize("comment", ["made with something else", '{"seed": 1, "tool": "x"}'])
+def test_record_missing_or_foreign_is_a_clear_error(tmp_path, comment):
+    foreign = tmp_path / "foreign.mp4"
+    write_foreign_mp4(foreign, comment)  # plain text, or JSON that is not a record of ours
+
+    with pytest.raises(InputError, match=r"no generation record.*foreign\.mp4\.json"):
         read_record(foreign)
-    (tmp_path / "foreign.json").write_text('{"seed": 1}', encoding="utf-8")
-    assert read_record(foreign) == {"seed": 1}  # the foreign comment is skipped, not parsed
+    sidecar = tmp_path / "foreign.mp4.json"
+    sidecar.write_text(json.dumps(record(1)), encoding="utf-8")
+    assert read_record(foreign) == record(1)  # the foreign comment is skipped, not parsed
     with pytest.raises(InputError, match="no such file"):
         read_record(tmp_path / "missing.mp4")
+
+
+@pytest.mark.parametrize("text", ['{"seed": 1}', "[1, 2]", '"text"', "null"])
+def test_json_that_is_not_a_record_is_refused(tmp_path, text):
+    foreign = tmp_path / "foreign.mp4"
+    write_foreign_mp4(foreign, "made with something else")
+    (tmp_path / "foreign.mp4.json").write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=r"has no generation record.*was it made by promptreel"):
+        read_record(foreign)
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    (folder / "record.json").write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match="has no generation record"):
+        read_record(folder)
 
 
 def test_record_must_be_json(tmp_path):
@@ -265,25 +317,105 @@ def test_failure_after_encoding_removes_the_complete_temporary(
     assert listing(tmp_path) == {}  # ...and is gone
 
 
+@pytest.mark.parametrize("raised", ["oserror", "ffmpeg"])
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".gif"])
+def test_disk_full_while_encoding_is_one_line_and_leaves_nothing(
+    tmp_path, monkeypatch, suffix, raised
+):
+    def encode_until_full(frames, fps, temp, kind, *, comment):
+        temp.write_bytes(b"half a video")
+        if raised == "oserror":
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        raise av.error.FFmpegError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(video_module, "_encode", encode_until_full)
+    out = tmp_path / f"clip{suffix}"
+    with pytest.raises(OutputError) as info:
+        Video(gradient(3), 8, RECORD).save(out)
+
+    assert str(info.value) == (
+        f"--output {str(out)!r}: could not write it (No space left on device); "
+        "free some space or choose another --output"
+    )
+    assert listing(tmp_path) == {}
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "hint"),
+    [
+        # Pillow's encoder errors carry no errno and no strerror: the text is the reason.
+        (OSError("encoder error -2 when writing image file"), "encoder error -2", "choose"),
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left", "free some space"),
+        (PermissionError(errno.EACCES, "Permission denied"), "Permission denied", "choose"),
+    ],
+)
+def test_png_write_error_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, error, reason, hint):
+    calls: list[int] = []
+    real = video_module._write_png
+
+    def fail_at_second_frame(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise error
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(video_module, "_write_png", fail_at_second_frame)
+    with pytest.raises(OutputError, match=rf"could not write it \({reason}.*\); {hint}") as info:
+        Video(gradient(3), 8, RECORD).save(f"{tmp_path}/frames/")
+
+    message = str(info.value)
+    assert message.startswith(f"--output '{tmp_path}/frames/': ")
+    assert "\n" not in message and "None" not in message
+    assert listing(tmp_path) == {}
+
+
+def test_sidecar_write_error_removes_the_video_too(tmp_path, monkeypatch):
+    real_write_text = Path.write_text
+
+    def no_space(self, *args, **kwargs):
+        if self.name.startswith(".clip.mp4.json.partial-"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", no_space)
+    with pytest.raises(OutputError, match=r"No space left on device\); free some space"):
+        Video(gradient(3), 8, RECORD).save(tmp_path / "clip.mp4")
+    assert listing(tmp_path) == {}
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+@pytest.mark.parametrize("name", ["clip.mp4", "clip.gif", "frames/"])
+def test_unwritable_place_is_one_line(name):
+    out = f"/proc/{name}"
+    try:
+        check_output_path(out)
+    except OutputError:
+        pytest.skip("refused up front here, which is also fine")
+    with pytest.raises(OutputError, match=r"^--output '/proc/.*': could not write it \(.+\); "):
+        Video(gradient(2), 8).save(out)
+
+
 def test_overwrite_replaces_only_when_asked(tmp_path):
-    first = Video(gradient(4), 8, {"seed": 1}).save(tmp_path / "clip.mp4")
+    first = Video(gradient(4), 8, record(1)).save(tmp_path / "clip.mp4")
     before = listing(tmp_path)
 
     with pytest.raises(OutputError, match=r"exists; choose another --output or pass --overwrite"):
-        Video(gradient(6), 8, {"seed": 2}).save(tmp_path / "clip.mp4")
+        Video(gradient(6), 8, record(2)).save(tmp_path / "clip.mp4")
     assert listing(tmp_path) == before
 
-    Video(gradient(6), 8, {"seed": 2}).save(first, overwrite=True)
+    Video(gradient(6), 8, record(2)).save(first, overwrite=True)
     assert read_video(first)[0].shape[0] == 6
-    assert read_record(first) == {"seed": 2}
-    assert sorted(os.listdir(tmp_path)) == ["clip.json", "clip.mp4"]
+    assert read_record(first) == record(2)
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4", "clip.mp4.json"]
 
 
 def test_existing_sidecar_is_not_overwritten(tmp_path):
-    (tmp_path / "clip.json").write_text("mine", encoding="utf-8")
-    with pytest.raises(OutputError, match=r"clip\.json.*exists"):
+    (tmp_path / "clip.gif.json").write_text("mine", encoding="utf-8")
+    with pytest.raises(OutputError, match=r"clip\.gif\.json.*exists"):
+        check_output_path(tmp_path / "clip.gif")
+    with pytest.raises(OutputError, match=r"clip\.gif\.json.*exists"):
         Video(gradient(2), 8).save(tmp_path / "clip.gif")
-    assert listing(tmp_path) == {"clip.json": b"mine"}
+    assert listing(tmp_path) == {"clip.gif.json": b"mine"}
 
 
 @pytest.mark.parametrize(
@@ -309,6 +441,36 @@ def test_check_output_path_writes_nothing(tmp_path):
     assert set(SUFFIXES) == {".mp4", ".webm", ".gif"}
 
 
+def test_check_output_path_refuses_a_gif_too_fast_up_front(tmp_path):
+    with pytest.raises(OutputError, match=r"GIF cannot play 60 fps.*\.mp4"):
+        check_output_path(tmp_path / "fast.gif", fps=60)
+    with pytest.raises(OutputError, match=r"GIF cannot play 50\.5 fps"):
+        check_output_path(f"{tmp_path}/fast.GIF", fps=50.5)
+    check_output_path(tmp_path / "ok.gif", fps=50)  # the limit itself plays right
+    check_output_path(tmp_path / "ok.gif")  # fps not known yet: not checked
+    check_output_path(tmp_path / "fast.mp4", fps=60)
+    check_output_path(f"{tmp_path}/frames/", fps=60)
+    assert listing(tmp_path) == {}
+
+
+def test_empty_output_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # "" would otherwise mean the current folder
+    for call in (lambda: check_output_path(""), lambda: Video(gradient(2), 8).save("")):
+        with pytest.raises(OutputError, match=r"^--output is empty; give a file name"):
+            call()
+    assert listing(tmp_path) == {}
+
+
+def test_name_too_long_for_the_sidecar_is_refused_up_front(tmp_path):
+    name = "x" * 240 + ".mp4"  # fits alone; not with ".json" and a temporary name added
+    with pytest.raises(OutputError, match=r"too long.*choose a shorter --output"):
+        check_output_path(tmp_path / name)
+    with pytest.raises(OutputError, match="too long"):
+        Video(gradient(2), 8).save(tmp_path / name)
+    assert listing(tmp_path) == {}
+    Video(gradient(2), 8, RECORD).save(tmp_path / ("x" * 200 + ".mp4"))
+
+
 def test_non_empty_folder_is_refused_and_own_frames_replaced_only_with_overwrite(tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
@@ -321,9 +483,9 @@ def test_non_empty_folder_is_refused_and_own_frames_replaced_only_with_overwrite
     ours = Video(gradient(5), 8).save(f"{tmp_path}/ours/")
     with pytest.raises(OutputError, match="--overwrite"):
         Video(gradient(2), 8).save(ours)
-    Video(gradient(2), 8, {"seed": 2}).save(ours, overwrite=True)
+    Video(gradient(2), 8, record(2)).save(ours, overwrite=True)
     assert sorted(os.listdir(ours)) == ["frame_00000.png", "frame_00001.png", "record.json"]
-    assert read_record(ours) == {"seed": 2}
+    assert read_record(ours) == record(2)
     assert sorted(os.listdir(tmp_path)) == ["foreign", "ours"]
 
 
@@ -371,15 +533,71 @@ def test_read_video_limits_refuse_instead_of_truncating(clip):
 
 
 def test_read_image(tmp_path):
-    Image.new("RGBA", (20, 10), (255, 0, 0, 128)).save(tmp_path / "rgba.png")
+    Image.new("RGBA", (20, 16), (255, 0, 0, 128)).save(tmp_path / "rgba.png")
     image = read_image(tmp_path / "rgba.png")
-    assert (image.mode, image.size, image.getpixel((0, 0))) == ("RGB", (20, 10), (255, 0, 0))
+    assert (image.mode, image.size, image.getpixel((0, 0))) == ("RGB", (20, 16), (255, 0, 0))
 
     # A phone photo taken sideways: EXIF says rotate, so the user sees it upright.
     exif = Image.Exif()
     exif[0x0112] = 6
-    Image.new("RGB", (20, 10)).save(tmp_path / "sideways.jpg", exif=exif)
-    assert read_image(tmp_path / "sideways.jpg").size == (10, 20)
+    Image.new("RGB", (32, 16)).save(tmp_path / "sideways.jpg", exif=exif)
+    assert read_image(tmp_path / "sideways.jpg").size == (16, 32)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (15, 40), (40, 15)])
+def test_read_image_refuses_tiny_images(tmp_path, size):
+    Image.new("RGB", size, "red").save(tmp_path / "tiny.png")
+    width, height = size
+    with pytest.raises(InputError) as info:
+        read_image(tmp_path / "tiny.png")
+    assert str(info.value) == (
+        f"--image {str(tmp_path / 'tiny.png')!r}: is {width}x{height}; give an image at least 16x16"
+    )
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "least.png")
+    assert read_image(tmp_path / "least.png").size == (16, 16)
+
+
+def horizontal_ramp(top: float, dtype: type, width: int = 64) -> np.ndarray:
+    return np.tile(np.linspace(0, top, width), (24, 1)).astype(dtype)
+
+
+@pytest.mark.parametrize(
+    ("mode", "values", "suffix", "expected"),
+    [
+        # 16 bits: a ramp 0..65535 must come out as a ramp 0..255, not clipped to white.
+        ("I;16", horizontal_ramp(65535, np.uint16), ".png", horizontal_ramp(255, float)),
+        ("I;16B", horizontal_ramp(65535, np.uint16), ".tif", horizontal_ramp(255, float)),
+        # 32-bit integers and floats: 0 up to the image's own maximum.
+        ("I", horizontal_ramp(1_000_000, np.int32), ".tif", horizontal_ramp(255, float)),
+        ("F", horizontal_ramp(1.0, np.float32), ".tif", horizontal_ramp(255, float)),
+        ("F", horizontal_ramp(4000.0, np.float32) - 1000, ".tif", None),
+    ],
+)
+def test_read_image_scales_deep_images_to_8_bits(tmp_path, mode, values, suffix, expected):
+    image = Image.fromarray(values)
+    if mode == "I;16B":
+        image = image.convert("I").convert("I;16B")
+    assert image.mode == mode
+    image.save(tmp_path / f"deep{suffix}")
+    with Image.open(tmp_path / f"deep{suffix}") as reopened:
+        assert reopened.mode in (mode, "I;16")  # some writers store I;16B little-endian
+
+    rgb = np.asarray(read_image(tmp_path / f"deep{suffix}")).astype(float)
+    assert rgb.shape == (*values.shape, 3)
+    if expected is None:  # -1000..3000: negatives clip to 0, 3000 is white
+        expected = np.clip(values.astype(float), 0, None) * 255 / values.max()
+    assert abs(rgb.mean() - expected.mean()) < 1  # Pillow's clipping convert: about 250
+    assert np.abs(rgb[..., 0] - expected).max() <= 1  # a ramp, pixel for pixel
+    assert (rgb[..., 0] == rgb[..., 2]).all()  # grey
+
+
+def test_read_image_corrupt_message_has_a_reason(tmp_path):
+    Image.new("RGB", (64, 64), "red").save(tmp_path / "big.png")
+    data = (tmp_path / "big.png").read_bytes()
+    (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match=r"corrupt and does not decode \((.+)\)$") as info:
+        read_image(tmp_path / "truncated.png")
+    assert "None" not in str(info.value)
 
 
 def test_read_image_bad_inputs_are_one_clear_line(tmp_path, monkeypatch):

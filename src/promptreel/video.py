@@ -8,7 +8,10 @@ Writing (`Video.save`):
     folder/   frame_00000.png, frame_00001.png, ... and record.json
 
 The generation record (JSON) goes into the container's `comment` tag (MP4, WebM) and into the
-`Comment` text chunk of every PNG, and is always written beside the output as `NAME.json`.
+`Comment` text chunk of every PNG, and is always written beside the output file under its full
+name plus `.json` (`clip.mp4.json`, so `clip.mp4` and `clip.gif` never share one record), or into
+a folder of PNG frames as `record.json`. A record is a JSON object with a `promptreel_record` key;
+any other JSON found in a tag or beside a file is someone else's and is not taken for one.
 Every file is encoded under a hidden temporary name in the target folder and renamed into place
 when complete, so a reader (the web page, the job history) never sees half a video, and an error or
 Ctrl-C leaves nothing behind. `check_output_path` runs the same refusals without writing anything,
@@ -16,10 +19,12 @@ so the CLI can refuse a bad `--output` before it spends minutes loading a model.
 
 Reading (`read_video`, `read_image`, `read_record`) turns every way an input can be wrong into one
 `InputError` line, and refuses inputs too large to decode (decompression bombs) before decoding.
+Writing turns a failing disk (full, read-only, permission) into one `OutputError` line.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
@@ -59,6 +64,7 @@ SUFFIXES: tuple[str, ...] = (".mp4", ".webm", ".gif")
 
 MAX_PIXELS = 4096 * 4096  # per frame; larger inputs are refused before any frame is decoded
 MAX_FRAMES = 1024  # default limit of read_video; callers pass the model card's own limit
+MIN_IMAGE_SIDE = 16  # read_image refuses smaller images: nothing a model can condition on
 
 # Browsers play GIF delays of 0 or 1 centisecond as 10 (a relic of 1990s banner ads), so above
 # 50 fps a GIF would silently play several times slower than asked.
@@ -67,6 +73,8 @@ GIF_MAX_FPS = 50
 _PNG_FOLDER = "folder"
 _FRAME_NAME = re.compile(r"frame_\d{5,}\.png")
 _RECORD_NAME = "record.json"
+_SIDECAR_SUFFIX = ".json"  # appended to the full output name: clip.mp4 -> clip.mp4.json
+_RECORD_MARKER = "promptreel_record"  # the key that makes a JSON object one of our records
 _RECORD_KEY = "comment"  # MP4 stores it as the standard ©cmt atom, Matroska as a COMMENT tag
 _PNG_RECORD_KEY = "Comment"  # the PNG spec's predefined keyword
 
@@ -128,25 +136,28 @@ class Video:
         `check_output_path` refuses, and a GIF faster than 50 fps.
         """
         # 1. Check everything before writing a byte.
-        target, kind = _check_output(path, overwrite=overwrite)
+        target, kind = _check_output(path, overwrite=overwrite, fps=self.fps)
         try:
             record_text = json.dumps(self.record, ensure_ascii=False, indent=2, allow_nan=False)
         except (TypeError, ValueError) as e:
             raise ValueError(f"`record` is not JSON-serialisable: {e}") from e
-        if kind == ".gif" and self.fps > GIF_MAX_FPS:
-            raise OutputError(
-                f"--output {os.fspath(path)!r}: a GIF cannot play {float(self.fps):g} fps "
-                f"(browsers slow anything above {GIF_MAX_FPS} fps down); use .mp4 or .webm, "
-                "or a lower --fps"
-            )
         fps = _exact_fps(self.fps)
 
-        # 2. PNG frames: a whole folder, built aside and renamed into place.
-        if kind == _PNG_FOLDER:
-            _save_png_folder(self.frames, record_text, target, overwrite=overwrite)
-            return target
+        # 2. Write. A failing disk becomes one line; `_staged` has removed the temporaries.
+        try:
+            if kind == _PNG_FOLDER:
+                _save_png_folder(self.frames, record_text, target, overwrite=overwrite)
+            else:
+                self._save_file(target, kind, fps, record_text, overwrite=overwrite)
+        except (OSError, av.FFmpegError) as e:
+            raise OutputError(_write_failed(os.fspath(path), e)) from e
+        _fsync_dir(target.parent)
+        return target
 
-        # 3. One video file plus its JSON sidecar, each encoded aside and renamed into place.
+    def _save_file(
+        self, target: Path, kind: str, fps: Fraction, record_text: str, *, overwrite: bool
+    ) -> None:
+        """One video file plus its JSON sidecar, each encoded aside and renamed into place."""
         with _staged(target) as temp:
             _encode(self.frames, fps, temp, kind, comment=json.dumps(self.record))
             with _staged(_sidecar(target)) as sidecar_temp:
@@ -160,27 +171,38 @@ class Video:
                     if not overwrite:
                         target.unlink(missing_ok=True)
                     raise
-        _fsync_dir(target.parent)
-        return target
 
 
 # ---------------------------------------------------------------------------------------------
 # Output paths
 
 
-def check_output_path(path: str | os.PathLike[str], *, overwrite: bool = False) -> None:
+def check_output_path(
+    path: str | os.PathLike[str], *, overwrite: bool = False, fps: float | None = None
+) -> None:
     """Raise `OutputError` if `Video.save(path, overwrite=...)` would refuse; write nothing.
 
-    Refused: a suffix other than `SUFFIXES` (a path ending in '/' means a folder of PNGs), a
-    parent folder that does not exist or is not writable, an existing file or sidecar JSON
+    Refused: an empty path, a suffix other than `SUFFIXES` (a path ending in '/' means a folder
+    of PNGs), a parent folder that does not exist or is not writable, a name too long for the
+    folder's file system, an existing file or sidecar JSON (`NAME.json`, e.g. `clip.mp4.json`)
     unless `overwrite`, something that is not a regular file, a non-empty folder (with
-    `overwrite`, a folder holding only frames and a record written by us is replaced).
+    `overwrite`, a folder holding only frames and a record written by us is replaced), and,
+    when `fps` is given, a GIF faster than browsers play (above `GIF_MAX_FPS`).
     """
-    _check_output(path, overwrite=overwrite)
+    _check_output(path, overwrite=overwrite, fps=fps)
 
 
-def _check_output(path: str | os.PathLike[str], *, overwrite: bool) -> tuple[Path, str]:
+def _check_output(
+    path: str | os.PathLike[str], *, overwrite: bool, fps: float | None = None
+) -> tuple[Path, str]:
     raw = os.fspath(path)
+    if not raw:
+        raise OutputError(
+            f"--output is empty; give a file name ending in {', '.join(SUFFIXES)}, "
+            "or a folder path ending in '/' for PNG frames"
+        )
+    if "\0" in raw:
+        raise OutputError(f"--output {raw!r}: contains a NUL character; choose another --output")
     # Path() drops a trailing separator, and with it the only sign that a folder is meant.
     wants_folder = raw.endswith(("/", os.sep)) or bool(os.altsep and raw.endswith(os.altsep))
     # abspath (not resolve): a symlink named as the output is replaced, never written through.
@@ -197,12 +219,19 @@ def _check_output(path: str | os.PathLike[str], *, overwrite: bool) -> tuple[Pat
                 f"{where}: unsupported format ({given}); use {', '.join(SUFFIXES)}, "
                 "or a folder path ending in '/' for PNG frames"
             )
+    if kind == ".gif" and fps is not None and float(fps) > GIF_MAX_FPS:
+        raise OutputError(
+            f"{where}: a GIF cannot play {float(fps):g} fps "
+            f"(browsers slow anything above {GIF_MAX_FPS} fps down); use .mp4 or .webm, "
+            "or a lower --fps"
+        )
 
     parent = target.parent
     if not parent.is_dir():
         raise OutputError(f"{where}: folder {str(parent)!r} does not exist; create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{where}: folder {str(parent)!r} is not writable; choose another")
+    _check_name_length(target, kind, where)
 
     if kind == _PNG_FOLDER:
         if target.exists() and not target.is_dir():
@@ -233,7 +262,28 @@ def _check_output(path: str | os.PathLike[str], *, overwrite: bool) -> tuple[Pat
 
 
 def _sidecar(target: Path) -> Path:
-    return target.with_suffix(".json")
+    """The record beside an output file: its full name plus `.json` (clip.mp4 -> clip.mp4.json)."""
+    return target.with_name(target.name + _SIDECAR_SUFFIX)
+
+
+def _temp_name(final: Path, tag: str) -> Path:
+    return final.with_name(f".{final.name}.{tag}-{secrets.token_hex(4)}")
+
+
+def _check_name_length(target: Path, kind: str, where: str) -> None:
+    # The longest name written is the sidecar's temporary (or the folder's, moved aside): refuse
+    # now rather than fail after the generation.
+    longest = _temp_name(target if kind == _PNG_FOLDER else _sidecar(target), "partial").name
+    try:
+        limit = os.pathconf(target.parent, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # Windows has no pathconf
+        limit = 255
+    excess = len(os.fsencode(longest)) - limit
+    if limit > 0 and excess > 0:
+        raise OutputError(
+            f"{where}: the name is {excess} bytes too long for this folder (promptreel adds "
+            "temporary and .json names beside it); choose a shorter --output"
+        )
 
 
 def make_filename(prompt: str, seed: int, short_id: str, suffix: str) -> str:
@@ -274,7 +324,7 @@ def _staged(final: Path, *, folder: bool = False) -> Iterator[Path]:
 
     Same folder, so the rename into place is atomic (never a copy across file systems).
     """
-    temp = final.with_name(f".{final.name}.partial-{secrets.token_hex(4)}")
+    temp = _temp_name(final, "partial")
     try:
         yield temp
     finally:
@@ -304,6 +354,23 @@ def _publish(temp: Path, final: Path, *, overwrite: bool) -> None:
                 f"--output {str(final)!r} exists; choose another --output or pass --overwrite"
             ) from None
         os.replace(temp, final)
+
+
+def _write_failed(raw: str, error: BaseException) -> str:
+    """One line for an OSError / FFmpeg / Pillow error raised while writing `raw`."""
+    if getattr(error, "errno", None) in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
+        hint = "free some space or choose another --output"
+    else:
+        hint = "choose another --output"
+    return f"--output {raw!r}: could not write it ({_reason(error)}); {hint}"
+
+
+def _reason(error: BaseException) -> str:
+    """The reason an error gives, on one line: `strerror` when it has one, else its text."""
+    reason = getattr(error, "strerror", None)
+    if not isinstance(reason, str) or not reason.strip():
+        reason = str(error) or type(error).__name__  # Pillow and PyAV often leave strerror None
+    return " ".join(reason.split())
 
 
 def _fsync(path: Path) -> None:
@@ -424,7 +491,7 @@ def _publish_folder(temp: Path, target: Path, *, overwrite: bool) -> None:
                 raise OutputError(f"--output {str(target)!r}: folder is not empty")
             # Move the old frames aside rather than delete them first, so a failed rename
             # below can put them back.
-            old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+            old = _temp_name(target, "old")
             os.rename(target, old)
         else:
             target.rmdir()  # Windows cannot rename onto an empty folder
@@ -500,7 +567,7 @@ def read_video(
             arrays.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
         fps = stream.guessed_rate or stream.average_rate
     except av.FFmpegError as e:
-        raise InputError(f"{where}: is corrupt and does not decode ({e.strerror})") from None
+        raise InputError(f"{where}: is corrupt and does not decode ({_reason(e)})") from None
     finally:
         container.close()
 
@@ -530,9 +597,14 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
                 # Image.open reads only the header: refuse a bomb before decoding any pixel.
                 if image.width * image.height > max_pixels:
                     raise InputError(_too_large(where, image.width, image.height, max_pixels))
+                if min(image.size) < MIN_IMAGE_SIDE:
+                    raise InputError(
+                        f"{where}: is {image.width}x{image.height}; give an image at least "
+                        f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
+                    )
                 image.load()
                 upright = ImageOps.exif_transpose(image)
-                return upright.convert("RGB")
+                return _to_rgb(upright)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputError(f"{where}: is too large to decode safely: {e}") from None
     except UnidentifiedImageError:
@@ -541,14 +613,33 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         ) from None
     except (OSError, SyntaxError, ValueError) as e:
         # Truncated or corrupt data surfaces as OSError / SyntaxError from the decoders.
-        raise InputError(f"{where}: is corrupt and does not decode ({e.strerror})") from None
+        raise InputError(f"{where}: is corrupt and does not decode ({_reason(e)})") from None
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB, 8 bits a channel. Deep grey modes are scaled to 8 bits: Pillow's own convert clips
+    them at 255, which turns a 16-bit image (0..65535) almost entirely white."""
+    mode = image.mode
+    if mode.startswith("I;16"):  # I;16, I;16B, I;16L, I;16N: 0..65535 -> 0..255
+        values = np.asarray(image.convert("I"), np.float32) / 257
+    elif mode in ("I", "F"):  # no fixed range: 0 (below is clipped) to the image's own maximum
+        values = np.asarray(image, np.float32)
+        finite = np.isfinite(values)
+        top = float(values[finite].max()) if finite.any() else 0.0
+        values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0).clip(0, None)
+        values = values * (255 / top) if top > 0 else np.zeros_like(values)
+    else:
+        return image.convert("RGB")
+    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
 
 
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The generation record of an output of ours: embedded in the file, else the JSON beside it.
 
     Works for .mp4 and .webm (container `comment` tag), a PNG frame (its `Comment` chunk), a
-    folder of PNG frames (`record.json`) and any output with `NAME.json` beside it.
+    folder of PNG frames (`record.json`) and any output with `NAME.json` beside it (its full
+    name plus `.json`: `clip.gif.json`). JSON without a `promptreel_record` key is not a record.
     """
     raw = os.fspath(path)
     target = Path(os.path.abspath(raw))
@@ -564,15 +655,25 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     if sidecar.is_file():
         try:
             record = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        except OSError as e:
+            message = f"{where}: its record {sidecar.name} is unreadable ({_reason(e)})"
+            raise InputError(message) from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
             raise InputError(f"{where}: its record {sidecar.name} is not valid JSON: {e}") from None
-        if isinstance(record, dict):
+        if _is_record(record):
             return record
-        raise InputError(f"{where}: its record {sidecar.name} is not a JSON object")
+        raise InputError(
+            f"{where}: has no generation record ({sidecar.name} is JSON but not a promptreel "
+            "record); was it made by promptreel?"
+        )
     raise InputError(
         f"{where}: has no generation record (no comment tag and no {sidecar.name} beside it); "
         "was it made by promptreel?"
     )
+
+
+def _is_record(value: object) -> bool:
+    return isinstance(value, dict) and _RECORD_MARKER in value
 
 
 def _embedded_record(file: Path) -> dict[str, Any] | None:
@@ -597,4 +698,4 @@ def _embedded_record(file: Path) -> dict[str, Any] | None:
         record = json.loads(text)
     except json.JSONDecodeError:
         return None  # a comment someone else wrote; try the sidecar
-    return record if isinstance(record, dict) else None
+    return record if _is_record(record) else None  # JSON of someone else's: likewise
