@@ -46,6 +46,10 @@ CASES = {
     "text-only model given an image": (["a cat", "--image", "{image}"], "does not take an image"),
     "text-only model given a video": (["a cat", "--video", "{video}"], "does not take a video"),
     "upscaler without video": (["a cat", "--model", "zeroscope-xl"], "--video"),
+    "more frames than the input video has": (
+        ["a cat", "--model", "zeroscope-xl", "--video", "{video}", "--num-frames", "10"],
+        "only 4 frames",
+    ),
     "image that does not decode": (["--model", "svd", "--image", "{garbage}"], "{garbage_name}"),
     "missing image": (["--model", "svd", "--image", "no-such.png"], "no-such.png"),
     "video that does not decode": (

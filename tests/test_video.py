@@ -681,3 +681,11 @@ def test_make_filename_refuses_unknown_suffix():
 def test_video_refuses_malformed_frames(frames, fps, message):
     with pytest.raises(ValueError, match=message):
         Video(frames, fps)
+
+
+def test_read_video_first_decodes_only_the_start(tmp_path: Path) -> None:
+    frames = np.stack([np.full((16, 16, 3), 10 * i, np.uint8) for i in range(12)])
+    path = Video(frames, fps=8.0, record={}).save(tmp_path / "long.mp4")
+    start, _ = read_video(path, first=4, max_frames=5)  # longer than max_frames, yet fine
+    assert start.shape == (4, 16, 16, 3)
+    assert abs(float(start[3].mean()) - 30) < 4

@@ -35,7 +35,6 @@ from .schedulers import make_scheduler
 from .video import Video, read_image, read_video
 
 STAGES = ("load", "encode", "denoise", "decode", "write")
-MAX_INPUT_FRAMES = 1000
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,9 @@ class _StageClock:
 def _read_input_video(request: GenerationRequest, card: ModelCard) -> np.ndarray | None:
     if request.video is None or "video-to-video" not in card.tasks:
         return None  # settle() refuses a video the model does not take
-    frames, _fps = read_video(request.video, max_frames=MAX_INPUT_FRAMES)
+    # only the frames the model will use: a long 4K clip must not fill the memory
+    wanted = min(request.num_frames or card.num_frames, card.max_frames)
+    frames, _fps = read_video(request.video, first=wanted)
     return frames
 
 

@@ -530,11 +530,13 @@ def read_video(
     *,
     max_frames: int = MAX_FRAMES,
     max_pixels: int = MAX_PIXELS,
+    first: int | None = None,
 ) -> tuple[np.ndarray, float]:
     """Decode the first video stream of `path`: (frames uint8 (T, H, W, 3) RGB, fps).
 
     Refuses (`InputError`) rather than truncates a video longer than `max_frames`, and refuses
-    frames larger than `max_pixels` before decoding them.
+    frames larger than `max_pixels` before decoding them. With `first`, decodes only the first
+    `first` frames: a model that uses 24 frames of a long clip need not hold all of it in memory.
     """
     where = f"--video {os.fspath(path)!r}"
     file = _input_file(path, where)
@@ -554,6 +556,8 @@ def read_video(
 
         arrays: list[np.ndarray] = []
         for frame in container.decode(stream):
+            if first is not None and len(arrays) == first:
+                break
             if not width or not height:  # some containers only say once a frame is decoded
                 width, height = frame.width, frame.height
                 if width * height > max_pixels:
