@@ -88,3 +88,24 @@ def test_progress_reports_every_denoising_step() -> None:
     steps = [(p.step, p.total) for p in seen if p.stage == "denoise"]
     assert steps[-1] == (2, 2)
     assert (1, 2) in steps
+
+
+def test_eta_is_refused_where_the_sampler_ignores_it(cli, workdir) -> None:
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+    ignored = cli("generate", "a kite", "--param", "eta=1", "-o", "a.mp4", *args)
+    assert ignored.code == 1 and "--scheduler ddim" in ignored.err  # modelscope runs dpm++
+    used = cli(
+        "generate",
+        "a kite",
+        "--param",
+        "eta=1",
+        "--scheduler",
+        "ddim",
+        "--seed",
+        "1",
+        "-o",
+        "b.mp4",
+        "--quiet",
+        *args,
+    )
+    assert used.code == 0, used.err

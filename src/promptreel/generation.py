@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import inspect
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import torch
 from PIL import Image
 
 from .device import check_offload, pick_device, pick_dtype
+from .errors import InvalidRequest
 from .models.card import ModelCard
 from .models.load import (
     LoadOptions,
@@ -31,7 +33,7 @@ from .models.load import (
 )
 from .models.resolve import find_card, locate
 from .request import DEFAULT_MODEL, GenerationRequest, Settings, make_request, settle
-from .schedulers import make_scheduler
+from .schedulers import SCHEDULERS, make_scheduler
 from .video import Video, read_image, read_video
 
 STAGES = ("load", "encode", "denoise", "decode", "write")
@@ -78,6 +80,8 @@ def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Vi
     folder = locate(card)
     if request.forward_chunking:
         check_forward_chunking(folder)
+    if "eta" in settings.params:
+        _check_eta(settings.scheduler, folder)
 
     # 2. Load, or reuse the loaded pipeline
     started = time.perf_counter()
@@ -177,6 +181,20 @@ class _StageClock:
 
     def finish(self) -> None:
         self._lap("decode")
+
+
+def _check_eta(scheduler: str | None, folder: Path) -> None:
+    """`eta` is an argument of DDIM-type samplers only; pipelines drop it silently for others,
+    and the record would claim a setting that never ran."""
+    if scheduler is not None:
+        class_name = SCHEDULERS[scheduler][0]
+    else:
+        config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
+        class_name = config["_class_name"]
+    if "eta" not in inspect.signature(getattr(diffusers, class_name).step).parameters:
+        raise InvalidRequest(
+            f"--param eta has no effect with {class_name}; add --scheduler ddim, or drop eta."
+        )
 
 
 def _read_input_video(request: GenerationRequest, card: ModelCard) -> np.ndarray | None:
