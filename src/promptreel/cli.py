@@ -321,5 +321,11 @@ def _print_fields(fields: dict[str, Any], *, width: int) -> None:
     """One line a field. Values go through JSON, so that a record from an untrusted file cannot
     put escape codes or line breaks on the terminal."""
     for key, value in fields.items():
-        shown = value if isinstance(value, int | float | bool) else json.dumps(value)
+        if isinstance(value, str) and value.isprintable():
+            shown = value
+        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            # nested tables (a card's params): one indented line each
+            shown = "".join(f"\n  {k:<{width - 2}} {json.dumps(v)}" for k, v in value.items())
+        else:
+            shown = value if isinstance(value, int | float | bool) else json.dumps(value)
         print(f"{json.dumps(str(key))[1:-1]:<{width}} {shown}")
