@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-import av
-import numpy as np
 import pytest
+from conftest import plain_video
 
 SMALL = ["--height", "32", "--width", "32", "--num-frames", "3", "--num-inference-steps", "2"]
 
@@ -36,13 +35,7 @@ def test_the_record_inside_the_file_survives_losing_the_sidecar(made, cli, workd
 
 
 def test_a_video_we_did_not_make_is_refused_in_one_line(cli, workdir) -> None:
-    with av.open("x.mp4", "w") as container:  # an ordinary video, made by someone else
-        stream = container.add_stream("libx264", rate=4)
-        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
-        for _ in range(2):
-            frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    plain_video(workdir / "x.mp4", frames=2, side=16)  # made by someone else
     result = cli("inspect", "x.mp4")
     assert result.code == 1
     assert len(result.err.strip().splitlines()) == 1

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-from conftest import files_in
+from conftest import files_in, plain_video
 from PIL import Image
 
 CASES = {
@@ -123,15 +122,7 @@ def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def inputs(workdir: Path) -> dict[str, str]:
     Image.new("RGB", (64, 64), (200, 30, 30)).save(workdir / "cat.png")
     (workdir / "garbage.png").write_bytes(b"\x89PNG not really an image")
-    import av
-
-    with av.open(str(workdir / "clip.mp4"), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for _ in range(4):
-            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
+    plain_video(workdir / "clip.mp4", frames=4, side=64)
     (workdir / "keep.mp4").write_bytes(b"precious")
     return {
         "image": "cat.png",
