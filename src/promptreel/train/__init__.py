@@ -1,0 +1,1 @@
+"""Training promptreel's own models: the shapes world, the model, the trainer."""
