@@ -111,3 +111,18 @@ def test_forward_chunking_on_a_transformer_is_refused_before_loading(
     )
     assert result.code == 1 and "--forward-chunking" in result.err
     assert list(workdir.iterdir()) == []
+
+
+def test_running_out_of_memory_says_what_to_try(hub, cli, workdir, monkeypatch) -> None:
+    hub("modelscope")
+
+    def exhausted(self, *args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    import diffusers
+
+    monkeypatch.setattr(diffusers.TextToVideoSDPipeline, "__call__", exhausted)
+    result = cli("generate", "a kite", "-o", "a.mp4", "--height", "32", "--width", "32")
+    assert result.code == 1
+    assert result.err.startswith("OutOfMemory:") and "--vae-tiling" in result.err
+    assert list(workdir.iterdir()) == []

@@ -154,7 +154,8 @@ def generate(
 
     from .generation import Progress, run
 
-    with ProgressDisplay(enabled=not quiet) as show:
+    # a live bar only on a terminal: in a pipe or a log it would be noise around the result
+    with ProgressDisplay(enabled=not quiet and sys.stderr.isatty()) as show:
         result = run(request, progress=show)
         show(Progress("write"))
         path = output if output is not None else _fresh_name(result.record)

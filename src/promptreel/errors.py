@@ -7,6 +7,7 @@
     ├── ModelNotFound          an unknown model name, repo id or folder
     ├── ModelNotDownloaded     a known model missing from the local cache while offline
     ├── UnsupportedDevice      a device, dtype or memory switch this machine cannot do
+    ├── OutOfMemory            the accelerator ran out of memory mid-job (with what to try)
     └── Cancelled              the job was cancelled between two steps
 
 Every message names the argument and the value, and says what to do.
@@ -38,6 +39,10 @@ class ModelNotDownloaded(PromptreelError):
 
 
 class UnsupportedDevice(PromptreelError):
+    pass
+
+
+class OutOfMemory(PromptreelError):
     pass
 
 

@@ -23,13 +23,14 @@ import torch
 from PIL import Image
 
 from .device import check_offload, pick_device, pick_dtype
-from .errors import InvalidRequest
+from .errors import InvalidRequest, OutOfMemory
 from .models.card import ModelCard
 from .models.load import (
     LoadOptions,
     check_forward_chunking,
     load_pipeline,
     set_memory_switches,
+    unload,
 )
 from .models.resolve import find_card, locate
 from .request import DEFAULT_MODEL, GenerationRequest, Settings, make_request, settle
@@ -122,7 +123,15 @@ def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Vi
     pipe.progress_bar = clock.progress_bar
     torch.manual_seed(settings.seed)
     generator = torch.Generator("cpu").manual_seed(settings.seed)
-    output = pipe(**kwargs, generator=generator, output_type="np")
+    try:
+        output = pipe(**kwargs, generator=generator, output_type="np")
+    except torch.OutOfMemoryError:
+        unload()  # free what the failed job held, so the next one starts clean
+        raise OutOfMemory(
+            f"{device} ran out of memory at the {clock.stage} stage of {card.name} at "
+            f"{settings.width}x{settings.height}, {settings.num_frames} frames; try --vae-tiling, "
+            "--offload model (or sequential), fewer frames or a smaller size."
+        ) from None
     clock.finish()
     frames = _to_uint8(output.frames if hasattr(output, "frames") else output.images)
 
@@ -149,6 +158,7 @@ class _StageClock:
         self.step = 0
         self.total = 0
         self.iterable: Any = None
+        self.stage = "encode"
         report(Progress("encode"))
 
     def _lap(self, stage: str) -> None:
@@ -160,6 +170,7 @@ class _StageClock:
         self._lap("encode" if "denoise" not in self.timings else "decode")
         self.total += total if total is not None else len(iterable)
         self.iterable = iterable
+        self.stage = "denoise"
         self.report(Progress("denoise", self.step, self.total))
         return self
 
@@ -168,6 +179,7 @@ class _StageClock:
 
     def __exit__(self, *exc: object) -> None:
         self._lap("denoise")
+        self.stage = "decode"
         self.report(Progress("decode", self.step, self.total))
 
     def __iter__(self):
