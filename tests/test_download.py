@@ -100,6 +100,30 @@ def test_fetches_only_what_the_pipeline_loads_then_generates_offline(
     assert made.code == 0, made.err
 
 
+def test_animatediff_skips_what_its_pipeline_does_not_take(fake_hub, tmp_path, cli) -> None:
+    for repo in (
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "guoyww/animatediff-motion-adapter-v1-5-2",
+    ):
+        fake_hub.repos[repo] = _repo(tmp_path, repo)
+    assert cli("download", "animatediff", "--yes").code == 0
+    names = {(repo.split("/")[0], name.split("/")[0]) for repo, name in fake_hub.fetched}
+    assert ("stable-diffusion-v1-5", "unet") in names
+    assert ("stable-diffusion-v1-5", "safety_checker") not in names  # 1.2 GB it never uses
+    assert any(repo.startswith("guoyww") for repo, _ in fake_hub.fetched)
+    made = cli(
+        "generate",
+        "a kite",
+        "--model",
+        "animatediff",
+        "-o",
+        str(tmp_path / "a.mp4"),
+        "--quiet",
+        *SMALL,
+    )
+    assert made.code == 0, made.err
+
+
 def test_a_pickle_only_repo_is_converted_to_safetensors(fake_hub, tmp_path, cli, workdir) -> None:
     repo = _repo(tmp_path, "cerspense/zeroscope_v2_576w")
     for weights in list(repo.rglob("*.safetensors")):  # publish it as the real repo does

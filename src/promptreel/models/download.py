@@ -12,10 +12,13 @@ safetensors copy beside it in the snapshot. Loading stays safetensors-only.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import NamedTuple
 
+import diffusers
 from huggingface_hub import HfApi, constants, hf_hub_download
 from huggingface_hub.errors import (
     GatedRepoError,
@@ -38,11 +41,7 @@ def download_model(model: str, *, confirm: Callable[[str], bool]) -> list[str]:
     `confirm` gets the summary (files, total size, destination) before any weight is fetched
     and says whether to go on.
     """
-    repos = _repos_of(model)
-    plans = [
-        (repo, revision, variant, _plan(repo, revision, variant))
-        for repo, revision, variant in repos
-    ]
+    plans = [(s.repo, s.revision, s.variant, _plan(s)) for s in _sources_of(model)]
     total = sum(size for *_, files in plans for _, size in files)
     count = sum(len(files) for *_, files in plans)
     summary = f"{model}: {count} files, {total / 1e9:.2f} GB into {constants.HF_HUB_CACHE}"
@@ -64,19 +63,28 @@ def download_model(model: str, *, confirm: Callable[[str], bool]) -> list[str]:
 
 
 def select_files(
-    files: dict[str, int], model_index: dict | None, variant: str | None
+    files: dict[str, int],
+    model_index: dict | None,
+    variant: str | None,
+    *,
+    components: set[str] | None = None,
 ) -> list[tuple[str, int]]:
     """The files of a repo listing (name -> size) that loading the pipeline needs.
 
-    Per folder, weights come in the card's variant when the folder has it, else plain
-    safetensors; a component with neither cannot be loaded safely, and is refused.
+    `components` limits the folders to those the pipeline class takes: AnimateDiff on a
+    Stable Diffusion repo needs no 1.2 GB safety checker. Per folder, weights come in the
+    card's variant when the folder has it, else plain safetensors, else (converted later)
+    pickles.
     """
     folders = [""]  # a single-model repo (a motion adapter) keeps everything at the top
     if model_index is not None:
         folders = [
             name
             for name, value in model_index.items()
-            if not name.startswith("_") and isinstance(value, list) and value[0] is not None
+            if not name.startswith("_")
+            and isinstance(value, list)
+            and value[0] is not None
+            and (components is None or name in components)
         ]
     chosen: list[tuple[str, int]] = [(n, s) for n, s in files.items() if n == "model_index.json"]
     for folder in folders:
@@ -142,8 +150,15 @@ def _safetensors_name(name: str) -> str:
     return name.replace(".bin", ".safetensors")
 
 
-def _repos_of(model: str) -> list[tuple[str, str, str | None]]:
-    """(repo id, revision, variant) of every repo a model needs."""
+class _Source(NamedTuple):
+    repo: str
+    revision: str
+    variant: str | None
+    pipeline_class: str | None  # the class that will load it, when a card says
+
+
+def _sources_of(model: str) -> list[_Source]:
+    """Every repo a model needs."""
     if model in CARDS_BY_NAME or "/" in model:
         try:
             card: ModelCard | None = find_card(model)
@@ -152,14 +167,15 @@ def _repos_of(model: str) -> list[tuple[str, str, str | None]]:
     else:
         card = find_card(model)  # raises the "unknown model, did you mean" error
     if card is None:
-        return [(model, "main", None)]
+        return [_Source(model, "main", None, None)]
     if card.local_path is not None and card.repo_id == card.local_path:
         raise ModelNotFound(f"{model} is a local folder; there is nothing to download.")
-    extra = [(repo, "main", None) for repo, _ in card.extra_repos.values()]
-    return [(card.repo_id, card.revision, card.variant), *extra]
+    extra = [_Source(repo, "main", None, None) for repo, _ in card.extra_repos.values()]
+    return [_Source(card.repo_id, card.revision, card.variant, card.pipeline_class), *extra]
 
 
-def _plan(repo: str, revision: str, variant: str | None) -> list[tuple[str, int]]:
+def _plan(source: _Source) -> list[tuple[str, int]]:
+    repo, revision = source.repo, source.revision
     try:
         info = HfApi().model_info(repo, revision=revision, files_metadata=True)
         listing = {s.rfilename: s.size or 0 for s in info.siblings or []}
@@ -184,7 +200,11 @@ def _plan(repo: str, revision: str, variant: str | None) -> list[tuple[str, int]
         raise ModelNotDownloaded(
             f"could not reach the hub for {repo} ({exc}); check the network and retry."
         ) from exc
-    return select_files(listing, model_index, variant)
+    components = None
+    if source.pipeline_class is not None:
+        init = getattr(diffusers, source.pipeline_class).__init__
+        components = set(inspect.signature(init).parameters)
+    return select_files(listing, model_index, source.variant, components=components)
 
 
 def _fetch(repo: str, name: str, revision: str) -> str:

@@ -1,0 +1,173 @@
+"""The training recipe: one dataclass, each field commented, loaded from a TOML file.
+
+A TOML file sets any of the fields below at its top level; a key that is not a field is refused
+in one line (a misspelt key silently ignored would train the wrong model for hours). Relative
+paths are taken from the current folder, as the command is run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidRequest
+
+# The prompts the trainer renders into its sample videos (one tile each).
+SAMPLE_PROMPTS = (
+    "a red circle moving right",
+    "a blue square moving left",
+    "a yellow triangle moving up",
+    "a green circle moving down",
+)
+
+
+@dataclass
+class TrainConfig:
+    # --- data and run ---------------------------------------------------------------------
+    data: str = "runs/shapes-data"  # a folder with videos/ and metadata.jsonl (file, caption)
+    data_count: int = 0  # > 0: render this many shapes clips into `data` if it has none yet
+    data_seed: int = 0  # the seed of that rendering
+    out: str = "runs/shapes"  # checkpoints, log, loss plot, samples and the exported model/
+    seed: int = 1337  # every random choice of the run (init, batches, noise) follows from it
+    threads: int = 2  # torch.set_num_threads; keep it to resume bit-identically
+    num_frames: int = 16  # frames per training clip: a random window of each video
+
+    # --- stage 1: the VAE (one frame at a time, as the pipeline decodes) ------------------
+    vae_channels: tuple[int, ...] = (32, 64, 64)  # widths per level; factor 2**(levels-1)
+    vae_layers: int = 1  # resnet layers per level
+    latent_channels: int = 4  # channels of a latent pixel
+    vae_steps: int = 3000  # optimizer steps
+    vae_batch: int = 32  # frames per step
+    vae_lr: float = 1e-3  # AdamW peak learning rate (after warmup, cosine decay to 10 %)
+    vae_kl_weight: float = 1e-6  # weight of the KL term: a nearly plain autoencoder
+    vae_edge_weight: float = 1.0  # weight of the L1 loss on horizontal/vertical differences
+    vae_shape_weight: float = 10.0  # extra L1 weight on the pixels of the shape (not black)
+
+    # --- stage 2: text encoder + UNet on the frozen VAE's latents -------------------------
+    text_width: int = 64  # CLIP hidden size, also the UNet's cross-attention width
+    text_layers: int = 2  # CLIP transformer layers
+    text_heads: int = 4  # CLIP attention heads
+    text_max_length: int = 16  # tokens per prompt (the tokenizer's model_max_length)
+    unet_channels: tuple[int, ...] = (64, 128)  # UNet3D widths per level
+    unet_layers: int = 1  # resnet layers per level (the up path has one more)
+    unet_heads: int = 4  # attention heads per block (diffusers' UNet3D `attention_head_dim`)
+    prediction_type: str = "v_prediction"  # "epsilon" or "v_prediction"
+    beta_schedule: str = "squaredcos_cap_v2"  # the noise schedule (a diffusers beta_schedule)
+    snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023); 0 = off
+    sampler: str = "dpm"  # the saved scheduler: "dpm" (DPM-Solver++ 2M) or "ddim"
+    unet_steps: int = 20000  # optimizer steps
+    unet_batch: int = 8  # clips per step
+    unet_lr: float = 5e-4  # AdamW peak learning rate for the UNet and the text encoder
+    caption_dropout: float = 0.1  # chance a caption is replaced by "" (classifier-free guidance)
+
+    # --- both stages ----------------------------------------------------------------------
+    warmup_steps: int = 200  # linear learning-rate warmup at the start of each stage
+    weight_decay: float = 0.01  # AdamW weight decay
+    grad_clip: float = 1.0  # clip the gradient norm to this; 0 = off
+    ema_decay: float = 0.999  # exponential moving average of the weights; these are exported
+
+    # --- watching and saving --------------------------------------------------------------
+    log_every: int = 1  # write the loss every this many steps (the JSONL log)
+    sample_every: int = 2000  # render sample videos every this many UNet steps; 0 = never
+    sample_steps: int = 20  # denoising steps of the sample videos and the exported default
+    guidance_scale: float = 7.5  # classifier-free guidance of the sample videos
+    sample_prompts: list[str] = field(default_factory=lambda: list(SAMPLE_PROMPTS))
+    checkpoint_every: int = 500  # write a checkpoint every this many steps (both stages)
+
+    @property
+    def vae_factor(self) -> int:
+        """How many pixels one latent pixel stands for, on each side."""
+        return 2 ** (len(self.vae_channels) - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a TOML recipe; refuse (InvalidRequest, one line) unknown keys and wrong types."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidRequest(f"config {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"config {str(path)!r} cannot be read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise InvalidRequest(f"config {str(path)!r} is not valid TOML: {e}") from None
+    return config_from_dict(data, where=f"config {str(path)!r}")
+
+
+def config_from_dict(data: dict[str, Any], *, where: str = "config") -> TrainConfig:
+    """Build a TrainConfig from plain values, with the checks of `load_config`."""
+    known = {f.name: f for f in fields(TrainConfig)}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else ""
+            raise InvalidRequest(f"{where}: unknown key `{key}`{hint}")
+        values[key] = _checked(key, value, known[key].type, where)
+    config = TrainConfig(**values)
+    _check_values(config, where)
+    return config
+
+
+def _checked(key: str, value: Any, annotation: Any, where: str) -> Any:
+    """`value` converted to the field's type (lists to tuples, ints to floats), or refused."""
+    kind = _resolve(annotation)
+    origin = typing.get_origin(kind)
+    if origin in (tuple, list):
+        item = typing.get_args(kind)[0]
+        if isinstance(value, list) and all(_is(v, item) for v in value):
+            return origin(float(v) if item is float else v for v in value)
+        return _wrong_type(key, value, f"a list of {item.__name__}", where)
+    if _is(value, kind):
+        return float(value) if kind is float else value
+    return _wrong_type(key, value, kind.__name__, where)
+
+
+def _resolve(annotation: Any) -> Any:
+    """The field's type (the dataclass stores it as a string under `from __future__`)."""
+    if isinstance(annotation, str):
+        annotation = eval(annotation, {"tuple": tuple, "list": list, **vars(types)})
+    return annotation
+
+
+def _is(value: Any, kind: type) -> bool:
+    if kind is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _wrong_type(key: str, value: Any, expected: str, where: str) -> Any:
+    raise InvalidRequest(f"{where}: `{key}` must be {expected}, not {value!r}")
+
+
+def _check_values(c: TrainConfig, where: str) -> None:
+    """Refuse values that would fail later, deep inside a stage, naming the key."""
+    rules = [
+        ("prediction_type", c.prediction_type in ("epsilon", "v_prediction"), "epsilon or v_prediction"),
+        ("sampler", c.sampler in ("dpm", "ddim"), "dpm or ddim"),
+        ("num_frames", 1 <= c.num_frames <= 16, "between 1 and 16"),
+        ("vae_channels", 2 <= len(c.vae_channels) <= 4, "2 to 4 widths (a factor of 2 to 8)"),
+        ("unet_channels", 1 <= len(c.unet_channels) <= 4, "1 to 4 widths"),
+        ("ema_decay", 0.0 <= c.ema_decay < 1.0, "in [0, 1)"),
+        ("caption_dropout", 0.0 <= c.caption_dropout < 1.0, "in [0, 1)"),
+        ("threads", c.threads >= 1, "at least 1"),
+        ("text_max_length", 4 <= c.text_max_length <= 77, "between 4 and 77"),
+    ]
+    for name in ("vae_steps", "unet_steps", "vae_batch", "unet_batch", "checkpoint_every"):
+        rules.append((name, getattr(c, name) >= (0 if name.endswith("steps") else 1), "positive"))
+    for key, ok, expected in rules:
+        if not ok:
+            raise InvalidRequest(f"{where}: `{key}` must be {expected}, not {getattr(c, key)!r}")
+    for key in ("vae_channels", "unet_channels"):
+        if any(width % 8 for width in getattr(c, key)):
+            raise InvalidRequest(f"{where}: `{key}` must be multiples of 8 (8 norm groups)")
