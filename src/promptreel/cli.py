@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 models_app = typer.Typer(help="List the models promptreel knows, or show one.")
 app.add_typer(models_app, name="models")
+data_app = typer.Typer(help="Make training data.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 DEBUG = os.environ.get("PROMPTREEL_DEBUG") == "1"
 
@@ -330,3 +332,16 @@ def _print_fields(fields: dict[str, Any], *, width: int) -> None:
         else:
             shown = value if isinstance(value, int | float | bool) else json.dumps(value)
         print(f"{json.dumps(str(key))[1:-1]:<{width}} {shown}")
+
+
+@data_app.command("shapes")
+def data_shapes(
+    out: Annotated[Path, typer.Argument(help="New folder: videos/*.mp4 and metadata.jsonl.")],
+    count: Annotated[int, typer.Option(help="Clips to render.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same data.")] = 0,
+) -> None:
+    """Render the shapes world: one shape moving on black, with captions."""
+    from .train.shapes import write_dataset
+
+    write_dataset(out, count=count, seed=seed)
+    print(out)

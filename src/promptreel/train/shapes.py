@@ -1,0 +1,475 @@
+"""The "shapes" world: procedurally rendered clips that a tiny text-to-video model can learn.
+
+One shape (circle, square, triangle pointing up) of one of seven colours on a black background
+moves in a straight line (left, right, up or down) at 1-2 px a frame: 16 frames of 64x64 at 8 fps.
+Every clip comes with the attributes that made it (`Clip`), so a caption, a detector and a
+trainer can all be checked against the truth.
+
+    sample_clip(rng)            random attributes, the shape in view (1 px margin) in every frame
+    render(clip)                uint8 frames (16, 64, 64, 3), anti-aliased, deterministic
+    caption(clip, rng)          one of several templates and synonyms ("a red ball moves to the
+                                right"); canonical_caption(clip) is "a red circle moving right"
+    parse_prompt(prompt)        ("red", "circle", "right") from any caption or free prompt
+    write_dataset(out, ...)     OUT/videos/000000.mp4 ... + OUT/metadata.jsonl, atomically
+    read_dataset(folder)        the metadata rows of any such folder
+
+Geometry. Pixel (row i, column j) covers the square [j, j+1) x [i, i+1), so its centre is at
+(j + 0.5, i + 0.5); a clip's `x`, `y` are continuous coordinates on that grid. Every shape fills
+a `size` x `size` bounding box centred on (x, y): a circle of diameter `size`, a square of side
+`size`, and a triangle with its base along the bottom of the box and its apex at the middle of
+the top (isosceles, height = width, rather than equilateral, so that "in view" and "size" mean
+the same for every shape). Fill ratios of the box: circle pi/4 = 0.785, square 1, triangle 0.5.
+
+Anti-aliasing. Each pixel's value is the colour times the fraction of the pixel the shape covers
+(16 x 16 samples a pixel), blended with black in the stored sRGB values rather than in linear
+light: the pixels then stay a linear function of coverage, which a classical detector (area,
+centroid, fill ratio) can rely on, and a sub-pixel step moves the edge pixels smoothly.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import secrets
+import shutil
+import string
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from promptreel.errors import InputError, InvalidRequest, OutputError
+from promptreel.video import Video
+
+__all__ = [
+    "CAPTION_TEMPLATES",
+    "COLOURS",
+    "DIRECTIONS",
+    "FPS",
+    "FRAMES",
+    "SHAPES",
+    "SIDE",
+    "Clip",
+    "canonical_caption",
+    "caption",
+    "parse_prompt",
+    "read_dataset",
+    "render",
+    "sample_clip",
+    "write_dataset",
+]
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (220, 40, 40),
+    "green": (40, 200, 60),
+    "blue": (40, 80, 230),
+    "yellow": (240, 220, 40),
+    "white": (240, 240, 240),
+    "purple": (150, 60, 200),
+    "orange": (250, 140, 30),
+}
+SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
+FRAMES, SIDE, FPS = 16, 64, 8
+
+MIN_SIZE, MAX_SIZE = 14, 22  # px across (the bounding box's width), both included
+MIN_SPEED, MAX_SPEED = 1.0, 2.0  # px a frame
+# Kept black all round: the detector takes the background from the border, and no anti-aliased
+# edge is ever cut off by the frame.
+MARGIN = 1.0
+SUPERSAMPLE = 16  # samples a pixel along each axis: coverage in steps of 1/256
+
+# Unit steps in image coordinates (x to the right, y downwards).
+_STEP: dict[str, tuple[int, int]] = {
+    "left": (-1, 0),
+    "right": (1, 0),
+    "up": (0, -1),
+    "down": (0, 1),
+}
+
+# ---------------------------------------------------------------------------------------------
+# Attributes
+
+
+@dataclass(frozen=True)
+class Clip:
+    """The true attributes of one clip."""
+
+    colour: str  # a key of COLOURS
+    shape: str  # one of SHAPES
+    direction: str  # one of DIRECTIONS
+    size: int  # px across: the width (and height) of the shape's bounding box
+    speed: float  # px a frame
+    x: float  # centre of the bounding box at frame 0, in pixels from the left edge
+    y: float  # likewise from the top edge
+
+
+def sample_clip(
+    rng: np.random.Generator,
+    *,
+    colour: str | None = None,
+    shape: str | None = None,
+    direction: str | None = None,
+) -> Clip:
+    """Random attributes (those given are kept), drawn uniformly; the shape, with a `MARGIN`,
+    stays in view for all `FRAMES` frames of a `SIDE` x `SIDE` clip.
+
+    Speed and position are rounded to 1/100 px so that metadata reads cleanly; the bounds are
+    applied after rounding, so they hold exactly.
+    """
+    _check_choice("colour", colour, tuple(COLOURS))
+    _check_choice("shape", shape, SHAPES)
+    _check_choice("direction", direction, DIRECTIONS)
+    colour = colour or str(rng.choice(list(COLOURS)))
+    shape = shape or str(rng.choice(SHAPES))
+    direction = direction or str(rng.choice(DIRECTIONS))
+    size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
+    speed = round(float(rng.uniform(MIN_SPEED, MAX_SPEED)), 2)
+
+    # The centre may lie anywhere in [low, high] across the motion; along it, the travel over
+    # the clip (speed x (FRAMES - 1)) is taken off the far end.
+    low, high = MARGIN + size / 2, SIDE - MARGIN - size / 2
+    travel = speed * (FRAMES - 1)
+    dx, dy = _STEP[direction]
+    x = _uniform_in(rng, low + max(-dx, 0) * travel, high - max(dx, 0) * travel)
+    y = _uniform_in(rng, low + max(-dy, 0) * travel, high - max(dy, 0) * travel)
+    return Clip(colour, shape, direction, size, speed, x, y)
+
+
+def _uniform_in(rng: np.random.Generator, low: float, high: float) -> float:
+    assert low <= high, f"no room for the shape: [{low}, {high}]"
+    return min(max(round(float(rng.uniform(low, high)), 2), low), high)
+
+
+def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
+    if value is not None and value not in allowed:
+        raise ValueError(f"`{name}` must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _check_clip(clip: Clip) -> None:
+    _check_choice("colour", clip.colour, tuple(COLOURS))
+    _check_choice("shape", clip.shape, SHAPES)
+    _check_choice("direction", clip.direction, DIRECTIONS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pixels
+
+
+def render(clip: Clip, *, frames: int = FRAMES, side: int = SIDE) -> np.ndarray:
+    """The clip's frames: uint8 (frames, side, side, 3) RGB, the same bytes on every call.
+
+    Positions, size and speed are on the `SIDE` x `SIDE` grid; another `side` renders the same
+    clip scaled (side=32 gives it at half resolution). Frame t has the centre at
+    (x, y) + t * speed * the direction's unit step. More than `FRAMES` frames may move the shape
+    out of view.
+    """
+    _check_clip(clip)
+    if frames < 1 or side < 1:
+        raise ValueError(f"`frames` and `side` must be positive, not {frames} and {side}")
+    scale = side / SIDE
+    dx, dy = _STEP[clip.direction]
+    colour = np.asarray(COLOURS[clip.colour], np.float32)
+    video = np.zeros((frames, side, side, 3), np.uint8)
+    for t in range(frames):
+        cx = (clip.x + dx * clip.speed * t) * scale
+        cy = (clip.y + dy * clip.speed * t) * scale
+        coverage = _coverage(clip.shape, clip.size * scale, cx, cy, side)
+        video[t] = np.rint(coverage[..., None] * colour).astype(np.uint8)
+    return video
+
+
+def _coverage(shape: str, size: float, cx: float, cy: float, side: int) -> np.ndarray:
+    """The fraction of each pixel inside the shape, float32 (side, side), by supersampling.
+
+    Only the window around the bounding box is sampled (a whole 64x64 frame at 16x16 samples a
+    pixel would be a million points a frame; the window is a few hundred thousand at most).
+    """
+    half = size / 2
+    coverage = np.zeros((side, side), np.float32)
+    left, right = max(int(np.floor(cx - half)), 0), min(int(np.ceil(cx + half)), side)
+    top, bottom = max(int(np.floor(cy - half)), 0), min(int(np.ceil(cy + half)), side)
+    if left >= right or top >= bottom:
+        return coverage  # entirely out of view
+
+    n = SUPERSAMPLE
+    xs = left + (np.arange((right - left) * n, dtype=np.float64) + 0.5) / n - cx
+    ys = top + (np.arange((bottom - top) * n, dtype=np.float64) + 0.5) / n - cy
+    u, v = xs[None, :], ys[:, None]  # sample offsets from the centre: columns, rows
+    if shape == "circle":
+        inside = u * u + v * v <= half * half
+    elif shape == "square":
+        inside = (np.abs(u) <= half) & (np.abs(v) <= half)
+    else:  # triangle, apex up at (0, -half), base along v = +half: half-width (v + half) / 2
+        inside = (np.abs(u) <= (v + half) / 2) & (v <= half)
+    window = inside.reshape(bottom - top, n, right - left, n).mean(axis=(1, 3), dtype=np.float32)
+    coverage[top:bottom, left:right] = window
+    return coverage
+
+
+# ---------------------------------------------------------------------------------------------
+# Captions
+#
+# Every word a caption uses for an attribute names that attribute and no other within this world
+# (so "ball" is a circle, "box" and "block" are squares; "cube" and "rectangle" are left out as
+# they describe other things). `parse_prompt` reads the same vocabulary back.
+
+CANONICAL_TEMPLATE = "a {colour} {shape} moving {direction}"
+# Slots: {a} "a"/"an" for the colour that follows; {shape_word} the shape or a synonym;
+# {verb_ing}/{verb_s} a motion verb; {direction} the bare word; {towards} a phrase for the
+# direction; {from_to} "from left to right" and the like.
+CAPTION_TEMPLATES: tuple[str, ...] = (
+    CANONICAL_TEMPLATE,  # always one of the forms, literally as specified, even "a orange ..."
+    "{a} {colour} {shape_word} {verb_ing} {direction}",
+    "{a} {colour} {shape_word} {verb_s} {towards}",
+    "{colour} {shape_word} {verb_ing} {direction}",
+    "{a} {colour} {shape_word} {verb_ing} {direction} on a black background",
+    "{a} {colour} {shape_word} {verb_ing} {from_to}",
+    "the {colour} {shape_word} is {verb_ing} {towards}",
+    "{colour} {shape_word}, {verb_ing} {towards}, black background",
+)
+
+SHAPE_WORDS: dict[str, tuple[str, ...]] = {
+    "circle": ("circle", "ball", "disc", "disk", "dot"),
+    "square": ("square", "box", "block"),
+    "triangle": ("triangle",),
+}
+VERBS: tuple[tuple[str, str], ...] = (  # (-ing form, third person)
+    ("moving", "moves"),
+    ("sliding", "slides"),
+    ("going", "goes"),
+    ("travelling", "travels"),
+    ("drifting", "drifts"),
+    ("gliding", "glides"),
+    ("heading", "heads"),
+)
+TOWARDS: dict[str, tuple[str, ...]] = {
+    "left": ("left", "to the left", "leftwards", "leftward", "towards the left"),
+    "right": ("right", "to the right", "rightwards", "rightward", "towards the right"),
+    "up": ("up", "upwards", "upward", "to the top", "towards the top"),
+    "down": ("down", "downwards", "downward", "to the bottom", "towards the bottom"),
+}
+FROM_TO: dict[str, tuple[str, ...]] = {
+    "left": ("from right to left", "from the right to the left"),
+    "right": ("from left to right", "from the left to the right"),
+    "up": ("from bottom to top", "from the bottom to the top"),
+    "down": ("from top to bottom", "from the top to the bottom"),
+}
+
+
+def canonical_caption(clip: Clip) -> str:
+    """ "a {colour} {shape} moving {direction}", e.g. "a red circle moving right"."""
+    _check_clip(clip)
+    return CANONICAL_TEMPLATE.format(colour=clip.colour, shape=clip.shape, direction=clip.direction)
+
+
+def caption(clip: Clip, rng: np.random.Generator) -> str:
+    """A caption of the clip in a random template (`CAPTION_TEMPLATES`) with random synonyms.
+
+    Templates are equally likely; the shape's own name is used half the time (a synonym
+    otherwise), so the plain words the evaluation prompts use stay the most common.
+    """
+    _check_clip(clip)
+    template = CAPTION_TEMPLATES[int(rng.integers(len(CAPTION_TEMPLATES)))]
+    synonyms = SHAPE_WORDS[clip.shape][1:]
+    use_synonym = bool(synonyms) and rng.random() >= 0.5
+    verb_ing, verb_s = VERBS[int(rng.integers(len(VERBS)))]
+    towards = TOWARDS[clip.direction]
+    from_to = FROM_TO[clip.direction]
+    words = {
+        "a": "an" if clip.colour[0] in "aeiou" else "a",
+        "colour": clip.colour,
+        "shape": clip.shape,
+        "shape_word": synonyms[int(rng.integers(len(synonyms)))] if use_synonym else clip.shape,
+        "verb_ing": verb_ing,
+        "verb_s": verb_s,
+        "direction": clip.direction,
+        "towards": towards[int(rng.integers(len(towards)))],
+        "from_to": from_to[int(rng.integers(len(from_to)))],
+    }
+    return template.format(**words)
+
+
+def template_slots(template: str) -> set[str]:
+    """The slot names a caption template uses (for tests that fill every template every way)."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+_WORD_COLOUR = {name: name for name in COLOURS}
+_WORD_SHAPE = {
+    form: shape
+    for shape, words in SHAPE_WORDS.items()
+    for word in words
+    for form in (word, word + ("es" if word.endswith("x") else "s"))  # "two red balls", "boxes"
+}
+_WORD_DIRECTION = {
+    **{name: name for name in DIRECTIONS},
+    **{f"{name}{suffix}": name for name in DIRECTIONS for suffix in ("ward", "wards")},
+}
+_SIDE_TO_DIRECTION = {"left": "left", "right": "right", "top": "up", "bottom": "down"}
+_OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
+# "(from) left to right" names both sides: the destination is the direction. Read (and removed)
+# before single words, as is "to the top" ("top" alone, as in "at the top", is no direction).
+_FROM_TO = re.compile(
+    r"\b(?:from )?(?:the )?(left|right|top|bottom)(?: (?:side|edge))? "
+    r"(?:to|towards|toward) (?:the )?(left|right|top|bottom)\b"
+)
+_TO_SIDE = re.compile(r"\b(?:to|towards|toward) the (top|bottom)\b")
+
+
+def parse_prompt(prompt: str) -> tuple[str, str, str] | None:
+    """(colour, shape, direction) named by a caption or free prompt, or None.
+
+    Reads the caption vocabulary (colour names, shape names and synonyms with plurals, "left",
+    "rightwards", "to the top", "from left to right" ...) case-insensitively, whole words only.
+    None when an attribute is missing or ambiguous (two different colours, shapes or
+    directions: "a red ball and a blue box"), rather than a guess.
+    """
+    text = " " + re.sub(r"[^a-z]+", " ", prompt.lower()) + " "
+    directions: set[str] = set()
+
+    def from_to(match: re.Match[str]) -> str:
+        start, end = match.groups()
+        if _OPPOSITE[start] != end:  # "left to top" is no straight line: leave the words
+            return match.group(0)
+        directions.add(_SIDE_TO_DIRECTION[end])
+        return " "
+
+    text = _FROM_TO.sub(from_to, text)
+    directions.update(_SIDE_TO_DIRECTION[m.group(1)] for m in _TO_SIDE.finditer(text))
+    text = _TO_SIDE.sub(" ", text)
+    words = text.split()
+    colours = {_WORD_COLOUR[w] for w in words if w in _WORD_COLOUR}
+    shapes = {_WORD_SHAPE[w] for w in words if w in _WORD_SHAPE}
+    directions.update(_WORD_DIRECTION[w] for w in words if w in _WORD_DIRECTION)
+    if len(colours) == len(shapes) == len(directions) == 1:
+        return colours.pop(), shapes.pop(), directions.pop()
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Datasets: OUT/videos/000000.mp4 ... and OUT/metadata.jsonl, one JSON object a clip
+
+METADATA = "metadata.jsonl"
+VIDEOS = "videos"
+
+
+def write_dataset(out: Path, *, count: int, seed: int) -> None:
+    """Render `count` clips with captions into the folder `out`, the same bytes for a seed.
+
+    The colour x shape x direction combinations (84) are dealt in a seeded shuffled order, one
+    round after another, so any 84 consecutive clips hold each exactly once; size, speed,
+    position and caption are random. Each video carries its record (prompt = caption, the
+    attributes, seed and index) in its tags and as `NAME.mp4.json`.
+
+    Refuses (`OutputError`) an `out` that exists and is not an empty folder, or whose parent
+    does not exist. The dataset is built in a hidden folder beside `out` and renamed into place
+    when complete, so a reader never sees half a dataset and a failure leaves nothing behind.
+    """
+    # 1. Check everything before rendering a frame.
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InvalidRequest(f"`count` must be a positive whole number, not {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidRequest(f"`seed` must be a whole number >= 0, not {seed!r}")
+    target = Path(os.path.abspath(os.fspath(out)))
+    where = f"dataset folder {os.fspath(out)!r}"
+    if os.path.lexists(target) and not (target.is_dir() and not target.is_symlink()):
+        raise OutputError(f"{where}: exists and is not a folder; choose a new folder")
+    if target.is_dir() and any(target.iterdir()):
+        raise OutputError(f"{where}: is not empty; choose a new or empty folder")
+    if not target.parent.is_dir():
+        raise OutputError(f"{where}: folder {str(target.parent)!r} does not exist; create it first")
+
+    # 2. Build beside it, under a hidden name, so the final rename is atomic.
+    temp = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
+    try:
+        (temp / VIDEOS).mkdir(parents=True)
+        rows = _write_clips(temp, count=count, seed=seed)
+        lines = "".join(json.dumps(row) + "\n" for row in rows)
+        with open(temp / METADATA, "w", encoding="utf-8") as file:
+            file.write(lines)
+            file.flush()
+            os.fsync(file.fileno())
+        # 3. Publish. POSIX renames onto an empty folder atomically (and refuses one filled
+        # since the check); Windows cannot, so the empty folder goes first there.
+        if os.name == "nt" and target.is_dir():
+            target.rmdir()
+        os.rename(temp, target)
+    except (OSError, OutputError) as e:
+        # Video.save has already made its OSError one line about a file inside the temporary
+        # folder; the user only knows `out`, so the cause is restated against it.
+        cause = e.__cause__ if isinstance(e, OutputError) and e.__cause__ else e
+        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        reason = " ".join(str(reason).split())
+        raise OutputError(f"{where}: could not write it ({reason}); choose another") from e
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def _write_clips(folder: Path, *, count: int, seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    combinations = list(itertools.product(COLOURS, SHAPES, DIRECTIONS))
+    rows: list[dict[str, Any]] = []
+    order: list[int] = []
+    for index in range(count):
+        if not order:  # a new round: every combination once, in a fresh order
+            order = [int(i) for i in rng.permutation(len(combinations))]
+        colour, shape, direction = combinations[order.pop()]
+        clip = sample_clip(rng, colour=colour, shape=shape, direction=direction)
+        text = caption(clip, rng)
+        file = f"{VIDEOS}/{index:06d}.mp4"
+        attributes = asdict(clip)
+        record = {
+            "promptreel_record": 1,
+            "prompt": text,
+            "source": "promptreel.train.shapes",
+            "dataset": {"seed": seed, "index": index},
+            "clip": attributes,
+            "parameters": {"num_frames": FRAMES, "height": SIDE, "width": SIDE, "fps": FPS},
+        }
+        Video(render(clip), FPS, record).save(folder / file)
+        rows.append({"file": file, "caption": text, **attributes})
+    return rows
+
+
+def read_dataset(folder: Path) -> list[dict[str, Any]]:
+    """The rows of `folder/metadata.jsonl`, in order: each a dict with at least "file" (a path
+    relative to `folder`) and "caption"; shapes datasets add the true attributes.
+
+    Works for any dataset of videos with captions in this layout. Refuses (`InputError`, naming
+    the line) a missing metadata file, a row that is not an object with string "file" and
+    "caption", and a "file" that leaves the folder or does not exist.
+    """
+    root = Path(os.path.abspath(os.fspath(folder)))
+    metadata = root / METADATA
+    where = f"dataset {os.fspath(folder)!r}"
+    if not root.is_dir():
+        raise InputError(f"{where}: no such folder")
+    if not metadata.is_file():
+        raise InputError(f"{where}: has no {METADATA}; is it a dataset folder?")
+    rows: list[dict[str, Any]] = []
+    with open(metadata, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            at = f"{where}: {METADATA} line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"{at}: is not valid JSON ({e})") from None
+            if not isinstance(row, dict) or not all(
+                isinstance(row.get(key), str) for key in ("file", "caption")
+            ):
+                raise InputError(f'{at}: needs an object with string "file" and "caption"')
+            # A dataset may come from elsewhere: its rows must not point outside it.
+            relative = Path(row["file"])
+            path = Path(os.path.abspath(root / relative))
+            if relative.is_absolute() or not path.is_relative_to(root):
+                raise InputError(f"{at}: file {row['file']!r} is outside the dataset folder")
+            if not path.is_file():
+                raise InputError(f"{at}: file {row['file']!r} does not exist")
+            rows.append(row)
+    return rows
