@@ -31,6 +31,8 @@ models_app = typer.Typer(help="List the models promptreel knows, or show one.")
 app.add_typer(models_app, name="models")
 data_app = typer.Typer(help="Make training data.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+eval_app = typer.Typer(help="Measure what a model makes.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
 
 DEBUG = os.environ.get("PROMPTREEL_DEBUG") == "1"
 
@@ -345,3 +347,35 @@ def data_shapes(
 
     write_dataset(out, count=count, seed=seed)
     print(out)
+
+
+@eval_app.command("fidelity")
+def eval_fidelity(
+    model: Annotated[str | None, typer.Option(help="Alias, hub repo id or folder.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the prompt set.")] = 0,
+    per_combination: Annotated[int, typer.Option(help="Videos per colour/shape/direction.")] = 1,
+    num_inference_steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the contact sheet and results.")] = Path(
+        "fidelity"
+    ),
+) -> None:
+    """Generate all 84 shapes prompts and score colour, shape and direction with a detector."""
+    from .eval.fidelity import evaluate
+    from .request import DEFAULT_MODEL
+
+    from rich.progress import Progress
+
+    out.mkdir(parents=True, exist_ok=True)
+    with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("videos", total=None)
+        result = evaluate(
+            model or DEFAULT_MODEL,
+            seed=seed,
+            per_combination=per_combination,
+            num_inference_steps=num_inference_steps,
+            out_dir=out,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    for name, value in result["accuracy"].items():
+        print(f"{name:<10} {value:6.1%}")
+    print(f"contact sheet: {result['contact_sheet']}")
