@@ -360,10 +360,10 @@ def eval_fidelity(
     ),
 ) -> None:
     """Generate all 84 shapes prompts and score colour, shape and direction with a detector."""
+    from rich.progress import Progress
+
     from .eval.fidelity import evaluate
     from .request import DEFAULT_MODEL
-
-    from rich.progress import Progress
 
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:

@@ -153,7 +153,11 @@ def _wrong_type(key: str, value: Any, expected: str, where: str) -> Any:
 def _check_values(c: TrainConfig, where: str) -> None:
     """Refuse values that would fail later, deep inside a stage, naming the key."""
     rules = [
-        ("prediction_type", c.prediction_type in ("epsilon", "v_prediction"), "epsilon or v_prediction"),
+        (
+            "prediction_type",
+            c.prediction_type in ("epsilon", "v_prediction"),
+            "epsilon or v_prediction",
+        ),
         ("sampler", c.sampler in ("dpm", "ddim"), "dpm or ddim"),
         ("num_frames", 1 <= c.num_frames <= 16, "between 1 and 16"),
         ("vae_channels", 2 <= len(c.vae_channels) <= 4, "2 to 4 widths (a factor of 2 to 8)"),
