@@ -126,3 +126,30 @@ def test_running_out_of_memory_says_what_to_try(hub, cli, workdir, monkeypatch) 
     assert result.code == 1
     assert result.err.startswith("OutOfMemory:") and "--vae-tiling" in result.err
     assert list(workdir.iterdir()) == []
+
+
+def test_vae_tiling_where_the_vae_has_none_is_one_line(hub, cli, workdir) -> None:
+    hub("svd")
+    Image = __import__("PIL.Image", fromlist=["Image"])
+    Image.new("RGB", (32, 32), (200, 20, 20)).save(workdir / "in.png")
+    result = cli(
+        "generate",
+        "--model",
+        "svd",
+        "--image",
+        "in.png",
+        "--vae-tiling",
+        "-o",
+        "a.mp4",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--num-frames",
+        "3",
+        "--num-inference-steps",
+        "2",
+    )
+    assert result.code == 1 and "--vae-tiling" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert sorted(p.name for p in workdir.iterdir()) == ["in.png"]

@@ -107,6 +107,7 @@ CASES = {
     ),
     "gif faster than browsers play": (["a cat", "--fps", "60", "--output", "fast.gif"], "fps"),
     "empty output": (["a cat", "--output", ""], "empty"),
+    "empty model name": (["a cat", "--model", ""], "empty"),
 }
 
 

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     if not DEBUG:
         _quiet_libraries()
     # `kill` and a closing terminal get the same clean-up as Ctrl-C: no partial file remains
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         code = app(args=argv, prog_name="promptreel", standalone_mode=False)
     except PromptreelError as exc:
@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, typer.Abort):
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if code == 130:  # Typer turns Ctrl-C into a silent exit code 130
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
     sys.exit(code if isinstance(code, int) else 0)
@@ -379,3 +380,32 @@ def eval_fidelity(
     for name, value in result["accuracy"].items():
         print(f"{name:<10} {value:6.1%}")
     print(f"contact sheet: {result['contact_sheet']}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="A TOML training config (configs/*.toml).")],
+    fresh: Annotated[bool, typer.Option(help="Start over instead of resuming.")] = False,
+) -> None:
+    """Train the small text-to-video model from scratch on the CPU; resumes where it stopped."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from .train.config import load_config
+    from .train.trainer import train as run_training
+
+    settings = load_config(config)
+    columns = (TextColumn("loss {task.fields[loss]:.4f}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, TimeRemainingColumn(), disable=not sys.stderr.isatty()) as bar:
+        task = bar.add_task("train", total=None, loss=float("nan"))
+
+        def show(step: int, total: int, loss: float, eta: float) -> None:
+            bar.update(task, completed=step, total=total, loss=loss)
+
+        folder = run_training(settings, resume=not fresh, progress=show)
+    print(folder)

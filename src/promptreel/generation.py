@@ -33,7 +33,15 @@ from .models.load import (
     unload,
 )
 from .models.resolve import find_card, locate
-from .request import DEFAULT_MODEL, GenerationRequest, Settings, make_request, settle
+from .request import (
+    DEFAULT_MODEL,
+    MAX_FPS,
+    GenerationRequest,
+    InputVideo,
+    Settings,
+    make_request,
+    settle,
+)
 from .schedulers import SCHEDULERS, make_scheduler
 from .video import Video, read_image, read_video
 
@@ -71,8 +79,11 @@ def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Vi
     device = pick_device(request.device)
     dtype = pick_dtype(request.dtype, device, card.dtype)
     check_offload(device, request.offload)
-    frames_in = _read_input_video(request, card)
-    settings = settle(request, card, video_frames=None if frames_in is None else len(frames_in))
+    frames_in, fps_in = _read_input_video(request, card)
+    video_in = None
+    if frames_in is not None:
+        video_in = InputVideo(len(frames_in), fps_in, frames_in.shape[1], frames_in.shape[2])
+    settings = settle(request, card, video=video_in)
     image = read_image(request.image) if request.image is not None else None
     pipeline_class = card.family.pipeline_class
     if image is not None and card.family.image_pipeline_class:
@@ -209,13 +220,15 @@ def _check_eta(scheduler: str | None, folder: Path) -> None:
         )
 
 
-def _read_input_video(request: GenerationRequest, card: ModelCard) -> np.ndarray | None:
+def _read_input_video(
+    request: GenerationRequest, card: ModelCard
+) -> tuple[np.ndarray | None, float]:
     if request.video is None or "video-to-video" not in card.tasks:
-        return None  # settle() refuses a video the model does not take
+        return None, 0.0  # settle() refuses a video the model does not take
     # only the frames the model will use: a long 4K clip must not fill the memory
     wanted = min(request.num_frames or card.num_frames, card.max_frames)
-    frames, _fps = read_video(request.video, first=wanted)
-    return frames
+    frames, fps = read_video(request.video, first=wanted)
+    return frames, min(max(fps, 1.0), MAX_FPS)
 
 
 def _call_arguments(settings: Settings, card: ModelCard, pipeline_class: str) -> dict[str, Any]:
@@ -270,9 +283,10 @@ def _record(
     dtype: str,
 ) -> dict[str, Any]:
     """How the video was made: enough to make it again, bit for bit, on the same machine."""
-    parameters = {k: v for k, v in kwargs.items() if k not in ("image", "video")}
-    parameters.pop("prompt", None)
-    parameters.pop("negative_prompt", None)
+    # what the pipeline was called with, in its own names (SVD's fps is a whole number)
+    arguments = {
+        k: v for k, v in kwargs.items() if k not in ("image", "video", "prompt", "negative_prompt")
+    }
     inputs = {
         name: {"file": path.name, "sha256": _sha256(path)}
         for name, path in (("image", request.image), ("video", request.video))
@@ -289,7 +303,17 @@ def _record(
             "pipeline_class": type(pipe).__name__,
             "variant": card.variant,
         },
-        "parameters": {**parameters, "fps": settings.fps},
+        # the request as settled: enough to make the same video again with promptreel
+        "parameters": {
+            "num_frames": settings.num_frames,
+            "height": settings.height,
+            "width": settings.width,
+            "fps": settings.fps,
+            "num_inference_steps": settings.num_inference_steps,
+            "guidance_scale": settings.guidance_scale,
+            "params": settings.params,
+        },
+        "pipeline_arguments": arguments,
         "seed": settings.seed,
         "scheduler": {"name": settings.scheduler, "class": type(pipe.scheduler).__name__},
         "dtype": dtype,

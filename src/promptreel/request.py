@@ -59,6 +59,14 @@ class GenerationRequest(BaseModel):
     forward_chunking: bool = False
     compile: bool = False
 
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_name(cls, model: object) -> object:
+        model = str(model) if isinstance(model, Path) else model
+        if isinstance(model, str) and not model.strip():
+            raise ValueError("is empty; give an alias, a hub repo id or a folder")
+        return model
+
     @field_validator("scheduler")
     @classmethod
     def _known_scheduler(cls, name: str | None) -> str | None:
@@ -95,13 +103,23 @@ class Settings:
     params: dict[str, bool | int | float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class InputVideo:
+    """What a video-to-video request's input is: it sets the defaults of the output."""
+
+    frames: int
+    fps: float
+    height: int
+    width: int
+
+
 def settle(
-    request: GenerationRequest, card: ModelCard, *, video_frames: int | None = None
+    request: GenerationRequest, card: ModelCard, *, video: InputVideo | None = None
 ) -> Settings:
     """Check `request` against `card` and fill every unset value with the card's native one.
 
-    `video_frames` is the frame count of the input video, for video-to-video models: by default
-    the output has as many frames as the input.
+    For a video-to-video model, the output by default keeps the input's frame count (up to the
+    card's), frame rate and orientation (the card's size, turned upright for a portrait clip).
     """
     family = card.family
     # 1. What the model takes: text, an image, a video
@@ -112,14 +130,19 @@ def settle(
     _check_inputs(request, card)
 
     # 2. Frames, size, speed of playback
+    video_frames = None if video is None else video.frames
     num_frames = request.num_frames
     if num_frames is None:
         num_frames = min(card.num_frames, video_frames) if video_frames else card.num_frames
     _check_frames(num_frames, card, video_frames)
-    height = card.height if request.height is None else request.height
-    width = card.width if request.width is None else request.width
+    native = (card.height, card.width)
+    if video is not None and video.height > video.width:
+        native = (card.width, card.height)  # a portrait clip stays portrait
+    height = native[0] if request.height is None else request.height
+    width = native[1] if request.width is None else request.width
     _check_size(height, width, card)
-    fps = float(card.fps if request.fps is None else request.fps)
+    native_fps = card.fps if video is None else video.fps
+    fps = float(native_fps if request.fps is None else request.fps)
     _check_range("fps", fps, 1, MAX_FPS)
 
     # 3. Sampling

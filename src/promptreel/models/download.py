@@ -134,6 +134,7 @@ def convert_pickles(snapshot: Path) -> list[Path]:
         tensors = {k: v.contiguous().clone() for k, v in state.items()}
         partial = target.with_name(f".{target.name}.partial")
         save_file(tensors, str(partial), metadata={"format": "pt"})
+        partial.chmod(0o644)  # as readable as the downloaded files, for a shared cache
         partial.replace(target)
         written.append(target)
     for index in sorted(snapshot.rglob("*.bin.index.json")):
@@ -159,6 +160,8 @@ class _Source(NamedTuple):
 
 def _sources_of(model: str) -> list[_Source]:
     """Every repo a model needs."""
+    if sum(model == card.repo_id for card in CARDS_BY_NAME.values()) > 1:
+        return [_Source(model, "main", None, None)]  # a base several cards share (SD 1.5)
     if model in CARDS_BY_NAME or "/" in model:
         try:
             card: ModelCard | None = find_card(model)

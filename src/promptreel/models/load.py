@@ -105,13 +105,15 @@ def set_memory_switches(
         (vae_slicing, "enable_slicing", "disable_slicing"),
         (vae_tiling, "enable_tiling", "disable_tiling"),
     ):
-        if hasattr(vae, on):
+        try:
             getattr(vae, on if flag else off)()
-        elif flag:
-            raise InvalidRequest(
-                f"the {type(vae).__name__} VAE cannot {on.split('_')[1]}; remove "
-                f"--vae-{on.split('_')[1]}."
-            )
+        except NotImplementedError:  # diffusers' base class has the method but raises
+            if flag:
+                switch = on.split("_")[1]
+                raise InvalidRequest(
+                    f"the {type(vae).__name__} VAE cannot use {switch}; remove --vae-{switch} "
+                    "(lower --param decode_chunk_size where the model has it)."
+                ) from None
     # the blocks diffusers' enable_forward_chunking reaches; walking them ourselves also gives
     # the "off" switch that some models (SVD's UNet) lack
     blocks = [m for m in _denoiser(pipe).modules() if hasattr(m, "set_chunk_feed_forward")]

@@ -28,6 +28,8 @@ REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 
 def find_card(model: str) -> ModelCard:
     """The card for an alias, a hub repo id or a local folder."""
+    if not model.strip():
+        raise ModelNotFound("the model name is empty; give an alias, a hub repo id or a folder.")
     if model in CARDS_BY_NAME:
         return CARDS_BY_NAME[model]
     folder = Path(model).expanduser()
