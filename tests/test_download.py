@@ -124,13 +124,39 @@ def test_animatediff_skips_what_its_pipeline_does_not_take(fake_hub, tmp_path, c
     assert made.code == 0, made.err
 
 
-def test_a_pickle_only_repo_is_converted_to_safetensors(fake_hub, tmp_path, cli, workdir) -> None:
-    repo = _repo(tmp_path, "cerspense/zeroscope_v2_576w")
-    for weights in list(repo.rglob("*.safetensors")):  # publish it as the real repo does
+def _pickle_only(folder: Path) -> Path:
+    """Turn every safetensors file into the .bin the real Zeroscope repos publish."""
+    for weights in list(folder.rglob("*.safetensors")):
         name = weights.name.replace("model.safetensors", "pytorch_model.bin")
         name = name.replace("diffusion_pytorch_pytorch_model", "diffusion_pytorch_model")
         torch.save(load_file(weights), weights.with_name(name))
         weights.unlink()
+    return folder
+
+
+def test_a_pickle_only_cache_is_converted_offline(fake_hub, tmp_path, cli, workdir) -> None:
+    from hfcache import place
+
+    place(
+        fake_hub.cache,
+        "cerspense/zeroscope_v2_576w",
+        lambda out: _pickle_only(_build(out, "cerspense/zeroscope_v2_576w")),
+    )
+    made = cli("generate", "a kite", "--model", "zeroscope", "-o", "a.mp4", "--quiet", *SMALL)
+    assert made.code == 1 and "promptreel download zeroscope" in made.err
+    assert cli("download", "zeroscope", "--yes").code == 0  # offline: converts in place
+    assert fake_hub.fetched == []
+    made = cli("generate", "a kite", "--model", "zeroscope", "-o", "a.mp4", "--quiet", *SMALL)
+    assert made.code == 0, made.err
+
+
+def _build(out: Path, repo_id: str) -> Path:
+    BUILDERS[repo_id](out)
+    return out
+
+
+def test_a_pickle_only_repo_is_converted_to_safetensors(fake_hub, tmp_path, cli, workdir) -> None:
+    repo = _pickle_only(_repo(tmp_path, "cerspense/zeroscope_v2_576w"))
     fake_hub.repos["cerspense/zeroscope_v2_576w"] = repo
 
     assert cli("download", "zeroscope", "--yes").code == 0

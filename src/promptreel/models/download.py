@@ -28,7 +28,7 @@ from huggingface_hub.errors import (
 
 from ..errors import ModelNotDownloaded, ModelNotFound
 from .card import ModelCard
-from .resolve import CARDS_BY_NAME, find_card
+from .resolve import CARDS_BY_NAME, cached_snapshot, find_card
 
 CONFIG_SUFFIXES = (".json", ".txt", ".model")  # configs, vocabularies, sentencepiece models
 NEVER = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".msgpack", ".h5", ".onnx", ".py")
@@ -41,7 +41,14 @@ def download_model(model: str, *, confirm: Callable[[str], bool]) -> list[str]:
     `confirm` gets the summary (files, total size, destination) before any weight is fetched
     and says whether to go on.
     """
-    plans = [(s.repo, s.revision, s.variant, _plan(s)) for s in _sources_of(model)]
+    sources = _sources_of(model)
+    cached = [cached_snapshot(s.repo, s.revision) for s in sources]
+    if constants.HF_HUB_OFFLINE and all(cached):
+        # all there already: only pickles may still want converting, which needs no network
+        for snapshot in cached:
+            convert_pickles(snapshot)
+        return [s.repo for s in sources]
+    plans = [(s.repo, s.revision, s.variant, _plan(s)) for s in sources]
     total = sum(size for *_, files in plans for _, size in files)
     count = sum(len(files) for *_, files in plans)
     summary = f"{model}: {count} files, {total / 1e9:.2f} GB into {constants.HF_HUB_CACHE}"
@@ -113,15 +120,15 @@ def _is_plain(name: str, kind: str = ".safetensors") -> bool:
 
 
 def convert_pickles(snapshot: Path) -> list[Path]:
-    """Write a safetensors copy of every pickle weight file in `snapshot` that lacks one."""
+    """Write a safetensors copy of the pickle weights in every folder that has no safetensors."""
     import torch
     from safetensors.torch import save_file
 
     written = []
     for pickle in sorted(snapshot.rglob("*.bin")):
         target = pickle.with_name(_safetensors_name(pickle.name))
-        if target.exists():
-            continue
+        if any(pickle.parent.glob("*.safetensors")):
+            continue  # the folder has safetensors already (some variant): nothing to convert
         try:
             # weights_only: the restricted unpickler builds tensors and containers, never objects
             state = torch.load(pickle, map_location="cpu", weights_only=True)

@@ -43,7 +43,7 @@ def find_card(model: str) -> ModelCard:
         if matches:
             names = " or ".join(c.name for c in matches)
             raise ModelNotFound(f"{model} is used by several models; pick one: --model {names}.")
-        snapshot = _cached_snapshot(model, "main")
+        snapshot = cached_snapshot(model, "main")
         if snapshot is None:
             raise ModelNotDownloaded(
                 f"{model} is not a built-in model and is not in the local Hugging Face cache "
@@ -62,21 +62,29 @@ def locate(card: ModelCard) -> Path:
     """The folder holding the card's weights: its local folder or its snapshot in the cache."""
     if card.local_path is not None:
         return Path(card.local_path)
-    snapshot = _cached_snapshot(card.repo_id, card.revision)
+    snapshot = cached_snapshot(card.repo_id, card.revision)
     missing = [card.repo_id] if snapshot is None else []
-    missing += [r for r in _extra_repo_ids(card) if _cached_snapshot(r, "main") is None]
+    missing += [r for r in _extra_repo_ids(card) if cached_snapshot(r, "main") is None]
     if missing:
         raise ModelNotDownloaded(
             f"{card.name} needs {', '.join(missing)}, which is not in the local Hugging Face "
             f"cache ({constants.HF_HUB_CACHE}); run `promptreel download {card.name}` first."
         )
     assert snapshot is not None
+    pickled = [
+        p.parent.name for p in snapshot.glob("*/*.bin") if not any(p.parent.glob("*.safetensors"))
+    ]
+    if pickled:
+        raise ModelNotDownloaded(
+            f"{card.name} is cached with pickle weights only ({', '.join(sorted(set(pickled)))}); "
+            f"run `promptreel download {card.name}` to convert them to safetensors (offline too)."
+        )
     return snapshot
 
 
 def locate_extra(repo_id: str) -> Path:
     """The cached snapshot of a repo a card needs besides its own (a motion adapter)."""
-    snapshot = _cached_snapshot(repo_id, "main")
+    snapshot = cached_snapshot(repo_id, "main")
     if snapshot is None:
         raise ModelNotDownloaded(f"{repo_id} is not in the local cache; run `promptreel download`.")
     return snapshot
@@ -161,7 +169,7 @@ def _read_json(path: Path) -> dict:
         return {}
 
 
-def _cached_snapshot(repo_id: str, revision: str) -> Path | None:
+def cached_snapshot(repo_id: str, revision: str) -> Path | None:
     try:
         folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
     except (LocalEntryNotFoundError, OSError, ValueError):
