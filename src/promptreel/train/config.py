@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 1337  # every random choice of the run (init, batches, noise) follows from it
     threads: int = 2  # torch.set_num_threads; keep it to resume bit-identically
     num_frames: int = 16  # frames per training clip: a random window of each video
+    vae_from: str = ""  # an earlier run's out folder: reuse its VAE, tokenizer and latents
 
     # --- stage 1: the VAE (one frame at a time, as the pipeline decodes) ------------------
     vae_channels: tuple[int, ...] = (32, 64, 64)  # widths per level; factor 2**(levels-1)
@@ -72,7 +73,6 @@ class TrainConfig:
     ema_decay: float = 0.999  # exponential moving average of the weights; these are exported
 
     # --- watching and saving --------------------------------------------------------------
-    log_every: int = 1  # write the loss every this many steps (the JSONL log)
     sample_every: int = 2000  # render sample videos every this many UNet steps; 0 = never
     sample_steps: int = 20  # denoising steps of the sample videos and the exported default
     guidance_scale: float = 7.5  # classifier-free guidance of the sample videos

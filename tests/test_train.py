@@ -1,0 +1,150 @@
+"""Training: the baby recipe learns, resumes exactly, and exports a model plain diffusers runs.
+
+One uninterrupted baby run (about 20 s on one core) is shared by the tests; the resume test
+trains the same recipe again, interrupted twice (once per stage), and must log the same losses
+and write the same weights, bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from promptreel.errors import InvalidRequest
+from promptreel.train import model as M
+from promptreel.train.config import TrainConfig, config_from_dict, load_config
+from promptreel.train.shapes import write_dataset
+from promptreel.train.trainer import train
+
+ROOT = Path(__file__).resolve().parents[1]
+BABY = ROOT / "configs" / "baby.toml"
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("data") / "shapes"
+    write_dataset(folder, count=32, seed=3)
+    return folder
+
+
+def baby(dataset: Path, out: Path) -> TrainConfig:
+    config = load_config(BABY)
+    return replace(config, data=str(dataset), data_count=0, out=str(out))
+
+
+@pytest.fixture(scope="module")
+def run(dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The output folder of one uninterrupted baby run."""
+    out = tmp_path_factory.mktemp("run")
+    config = baby(dataset, out)
+    config.sample_every = config.unet_steps  # and one grid of sample videos at the end
+    train(config)
+    return out
+
+
+def losses(out: Path, stage: str) -> list[float]:
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return [r["loss"] for r in rows if r["stage"] == stage]
+
+
+def test_baby_run_lowers_both_losses(run: Path) -> None:
+    config = load_config(BABY)
+    for stage, steps in (("vae", config.vae_steps), ("unet", config.unet_steps)):
+        values = losses(run, stage)
+        assert len(values) == steps
+        first, last = sum(values[:10]) / 10, sum(values[-10:]) / 10
+        assert last < 0.8 * first, f"{stage} loss went from {first:.3f} to {last:.3f}"
+    assert (run / "loss.png").stat().st_size > 1000
+    assert (run / "samples" / f"step-{config.unet_steps:06d}.mp4").exists()
+
+
+def test_interrupted_run_resumes_exactly(dataset: Path, run: Path, tmp_path: Path) -> None:
+    config = baby(dataset, tmp_path)
+    stops = [config.checkpoint_every + 5, config.vae_steps + 2 * config.checkpoint_every + 3]
+    seen: list[int] = []
+
+    def interrupt(step: int, total: int, loss: float, eta: float) -> None:
+        seen.append(step)
+        assert total == config.vae_steps + config.unet_steps and eta >= 0
+        if stops and step == stops[0]:
+            stops.pop(0)
+            raise KeyboardInterrupt
+
+    for _ in range(2):
+        with pytest.raises(KeyboardInterrupt):
+            train(config, progress=interrupt)
+    train(config, progress=interrupt)
+
+    assert not stops and seen[-1] == config.vae_steps + config.unet_steps
+    for stage in ("vae", "unet"):
+        assert losses(tmp_path, stage) == losses(run, stage)
+    for part in ("unet", "vae"):
+        file = Path(part) / "diffusion_pytorch_model.safetensors"
+        assert (tmp_path / "model" / file).read_bytes() == (run / "model" / file).read_bytes()
+
+
+def test_resume_refuses_a_changed_recipe(dataset: Path, tmp_path: Path) -> None:
+    config = replace(baby(dataset, tmp_path), vae_steps=2, unet_steps=0)
+    train(config)
+    with pytest.raises(InvalidRequest, match="`unet_lr`"):
+        train(replace(config, unet_lr=0.1))
+
+
+def test_export_runs_in_plain_diffusers_offline(run: Path) -> None:
+    from diffusers import DiffusionPipeline, TextToVideoSDPipeline
+
+    folder = run / "model"
+    index = json.loads((folder / "model_index.json").read_text())
+    assert index["_class_name"] == "TextToVideoSDPipeline"
+    files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+    assert {"tokenizer/vocab.json", "tokenizer/merges.txt"} <= files
+    assert not [f for f in files if f.endswith((".bin", ".pt", ".ckpt", ".pkl"))]
+    assert M.folder_size(folder) <= 25 * 2**20
+
+    pipe = DiffusionPipeline.from_pretrained(folder, use_safetensors=True)
+    assert isinstance(pipe, TextToVideoSDPipeline)
+    pipe.set_progress_bar_config(disable=True)
+    frames = pipe(
+        "a red circle moving right",
+        num_inference_steps=2,
+        generator=torch.Generator().manual_seed(0),
+        output_type="np",
+    ).frames
+    assert frames.shape == (1, 16, 64, 64, 3)
+    assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_tokenizer_gives_caption_words_one_token_and_takes_any_text(tmp_path: Path) -> None:
+    captions = ["a red circle moving right", "A yellow triangle, going up on a black background"]
+    tokenizer = M.write_tokenizer(tmp_path, M.caption_words(captions), max_length=16)
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer("a yellow triangle going up").input_ids)
+    assert tokens == [M.BOS, "a</w>", "yellow</w>", "triangle</w>", "going</w>", "up</w>", M.EOS]
+    ids = M.tokenize(tokenizer, ["Ünïcode 日本 prompt!! 123 " * 5, ""])
+    assert ids.shape == (2, 16)
+    assert tokenizer.unk_token_id not in ids[0, 1:-1].tolist()  # bytes, never unknown
+
+
+def test_config_refuses_an_unknown_key_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('out = "x"\nvae_stpes = 3\n')
+    with pytest.raises(InvalidRequest) as error:
+        load_config(path)
+    assert (
+        str(error.value)
+        == f"config {str(path)!r}: unknown key `vae_stpes`; did you mean `vae_steps`?"
+    )
+    with pytest.raises(InvalidRequest, match="`unet_lr` must be float, not 'fast'"):
+        config_from_dict({"unet_lr": "fast"})
+    with pytest.raises(InvalidRequest, match="`prediction_type` must be epsilon or v_prediction"):
+        config_from_dict({"prediction_type": "x0"})
+
+
+@pytest.mark.parametrize("name", ["baby.toml", "shapes.toml"])
+def test_checked_in_configs_load(name: str) -> None:
+    config = load_config(ROOT / "configs" / name)
+    assert config.vae_factor in (4, 8)
+    assert isinstance(config.vae_channels, tuple)
