@@ -18,7 +18,7 @@ from promptreel.errors import InvalidRequest
 from promptreel.train import model as M
 from promptreel.train.config import TrainConfig, config_from_dict, load_config
 from promptreel.train.shapes import write_dataset
-from promptreel.train.trainer import train
+from promptreel.train.trainer import export_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BABY = ROOT / "configs" / "baby.toml"
@@ -116,6 +116,15 @@ def test_export_runs_in_plain_diffusers_offline(run: Path) -> None:
     ).frames
     assert frames.shape == (1, 16, 64, 64, 3)
     assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_export_model_rewrites_the_same_folder_from_the_checkpoint(
+    run: Path, tmp_path: Path
+) -> None:
+    folder = export_model(run, tmp_path / "again")
+    for file in (run / "model").rglob("*"):
+        if file.is_file():
+            assert (folder / file.relative_to(run / "model")).read_bytes() == file.read_bytes()
 
 
 def test_tokenizer_gives_caption_words_one_token_and_takes_any_text(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from ..errors import InvalidRequest
 from . import model as M
-from .config import TrainConfig
+from .config import TrainConfig, config_from_dict
 
 Progress = Callable[[int, int, float, float], None]  # (step, total, loss, eta seconds)
 
@@ -363,11 +363,8 @@ def export_model(out: str | Path, folder: str | Path | None = None) -> Path:
     state = load_checkpoint(out / "checkpoint.pt")
     if state["stage"] == "vae":
         raise InvalidRequest(f"{str(out)!r}: the run has not reached the UNet stage yet")
-    config = TrainConfig(**{f.name: state["config"][f.name] for f in fields(TrainConfig)})
-    config.vae_channels, config.unet_channels = (
-        tuple(config.vae_channels),
-        tuple(config.unet_channels),
-    )
+    known = {f.name for f in fields(TrainConfig)}
+    config = config_from_dict({k: v for k, v in state["config"].items() if k in known})
     _, text_encoder, vae, unet = _build(config, out, state["latent_size"])
     vae.load_state_dict(state["vae"])
     vae.register_to_config(scaling_factor=state["scaling_factor"])
