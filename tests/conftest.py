@@ -27,6 +27,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(HUB_CACHE, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def promptreel_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Each test's own history database and service folders, never the user's."""
+    folder = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("PROMPTREEL_HOME", str(folder))
+    return folder
+
+
 @pytest.fixture
 def hub() -> Callable[[str], Path]:
     """Put the tiny copy of a model's repos (by card name or repo id) into the cache."""

@@ -118,6 +118,7 @@ def generate(
     compile: Annotated[bool, typer.Option(help="torch.compile the denoiser.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the record.")] = False,
+    no_history: Annotated[bool, typer.Option(help="Keep it out of the history.")] = False,
 ) -> None:
     """Make a video from a prompt (and an image or a video, for models that take one)."""
     from .request import DEFAULT_MODEL, make_request
@@ -149,6 +150,27 @@ def generate(
     }
     # only what the user set counts as set: unset values take the card's, silently
     request = make_request(**fields, **{k: v for k, v in optional.items() if v is not None})
+    make_video(
+        request,
+        output=output,
+        overwrite=overwrite,
+        quiet=quiet,
+        json_output=json_output,
+        history=not no_history,
+    )
+
+
+def make_video(
+    request: Any,
+    *,
+    output: str | None,
+    overwrite: bool,
+    quiet: bool,
+    json_output: bool,
+    history: bool,
+    suffix: str = ".mp4",
+) -> None:
+    """Run a request, save it (to `output`, or a fresh name here) and print where it went."""
     from .video import check_output_path
 
     if output is not None:
@@ -158,13 +180,19 @@ def generate(
         check_output_path(output, overwrite=overwrite, fps=fps)
 
     from .generation import Progress, run
+    from .jobs.history import history_entry
 
     # a live bar only on a terminal: in a pipe or a log it would be noise around the result
-    with ProgressDisplay(enabled=not quiet and sys.stderr.isatty()) as show:
+    with (
+        ProgressDisplay(enabled=not quiet and sys.stderr.isatty()) as show,
+        history_entry(request, source="cli", enabled=history) as entry,
+    ):
         result = run(request, progress=show)
         show(Progress("write"))
-        path = output if output is not None else _fresh_name(result.record)
+        path = output if output is not None else _fresh_name(result.record, suffix)
         saved = result.save(path, overwrite=overwrite)
+        entry.add_output(saved)
+        entry.succeeded(result.record)
     if json_output:
         print(json.dumps(result.record, indent=2))
         if not quiet:
@@ -183,12 +211,12 @@ def _parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
-def _fresh_name(record: dict[str, Any]) -> Path:
+def _fresh_name(record: dict[str, Any], suffix: str) -> Path:
     """A new file in the current folder named from the prompt and seed; never an existing one."""
     from .video import make_filename
 
     while True:
-        name = make_filename(record["prompt"] or "", record["seed"], secrets.token_hex(3), ".mp4")
+        name = make_filename(record["prompt"] or "", record["seed"], secrets.token_hex(3), suffix)
         if not Path(name).exists():
             return Path(name)
 
@@ -409,3 +437,43 @@ def train(
 
         folder = run_training(settings, resume=not fresh, progress=show)
     print(folder)
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (not loopback: needs --token).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="PROMPTREEL_TOKEN", help="Required by every API route when set."),
+    ] = None,
+    max_queue: Annotated[int, typer.Option(help="Queued jobs before new ones get 429.")] = 100,
+) -> None:
+    """Run the HTTP API, the web page and a worker; queued jobs survive a crash."""
+    if host not in LOOPBACK and not token:
+        raise InvalidRequest(
+            f"--host {host} opens the service to the network; give --token TOKEN (or set "
+            "PROMPTREEL_TOKEN), or keep the default 127.0.0.1."
+        )
+    if not 0 < port < 65536:
+        raise InvalidRequest(f"--port must be between 1 and 65535, not {port}.")
+    if max_queue < 1:
+        raise InvalidRequest(f"--max-queue must be at least 1, not {max_queue}.")
+    import uvicorn
+
+    from .server.app import create_app
+
+    application = create_app(token=token, max_queued=max_queue)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"promptreel: serving http://{shown}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+from .cli_history import history_app  # noqa: E402  (it uses the helpers above)
+
+app.add_typer(history_app, name="history")

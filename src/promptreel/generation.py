@@ -65,17 +65,46 @@ def generate(
     *,
     model: str = DEFAULT_MODEL,
     progress: ProgressFn | None = None,
+    history: bool = True,
     **options: Any,
 ) -> Video:
-    """Make a video. `options` are the fields of `GenerationRequest` (diffusers' names)."""
-    return run(make_request(prompt=prompt, model=model, **options), progress=progress)
+    """Make a video. `options` are the fields of `GenerationRequest` (diffusers' names).
+
+    With `history`, the generation is kept in the history (`promptreel history`), and the
+    files the video is saved to are added to it.
+    """
+    from .jobs.history import history_entry
+
+    request = make_request(prompt=prompt, model=model, **options)
+    with history_entry(request, source="python", enabled=history) as entry:
+        video = run(request, progress=progress)
+        entry.succeeded(video.record)
+    video.on_save = entry.add_output
+    return video
 
 
-def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Video:
-    """Run a validated request; raises a PromptreelError before loading anything if it is bad."""
-    report = progress or (lambda _: None)
-    # 1. Check everything that can be checked without weights
-    card = find_card(request.model)
+def check(request: GenerationRequest, *, folders: bool = True) -> Settings:
+    """Everything `run` checks before loading weights; raises the same PromptreelError.
+    The service calls it before it queues a job, so a bad request is refused at once."""
+    return _prepare(request, folders=folders).settings
+
+
+@dataclass
+class _Prepared:
+    card: ModelCard
+    device: str
+    dtype: str
+    settings: Settings
+    pipeline_class: str
+    kwargs: dict[str, Any]
+    folder: Path
+    image: Image.Image | None
+    frames_in: np.ndarray | None
+
+
+def _prepare(request: GenerationRequest, *, folders: bool) -> _Prepared:
+    """Step 1 of `run`: everything that can be checked without weights."""
+    card = find_card(request.model, folders=folders)
     device = pick_device(request.device)
     dtype = pick_dtype(request.dtype, device, card.dtype)
     check_offload(device, request.offload)
@@ -94,6 +123,22 @@ def run(request: GenerationRequest, *, progress: ProgressFn | None = None) -> Vi
         check_forward_chunking(folder)
     if "eta" in settings.params:
         _check_eta(settings.scheduler, folder)
+    return _Prepared(
+        card, device, dtype, settings, pipeline_class, kwargs, folder, image, frames_in
+    )
+
+
+def run(
+    request: GenerationRequest, *, progress: ProgressFn | None = None, folders: bool = True
+) -> Video:
+    """Run a validated request; raises a PromptreelError before loading anything if it is bad.
+    `folders=False` refuses a model given as a local folder (the service's rule)."""
+    report = progress or (lambda _: None)
+    # 1. Check everything that can be checked without weights
+    p = _prepare(request, folders=folders)
+    card, device, dtype, settings = p.card, p.device, p.dtype, p.settings
+    kwargs, folder, image, frames_in = p.kwargs, p.folder, p.image, p.frames_in
+    pipeline_class = p.pipeline_class
 
     # 2. Load, or reuse the loaded pipeline
     started = time.perf_counter()

@@ -34,7 +34,7 @@ import secrets
 import shutil
 import unicodedata
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -98,6 +98,8 @@ class Video:
     frames: np.ndarray  # uint8, (num_frames, height, width, 3), RGB
     fps: float  # may be fractional (7.5, 23.976); kept exact as a Fraction when encoding
     record: dict[str, Any] = field(default_factory=dict)  # the generation record, JSON-able
+    # called with each path written by `save` (the history notes where its videos went)
+    on_save: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         frames = self.frames
@@ -152,6 +154,8 @@ class Video:
         except (OSError, av.FFmpegError) as e:
             raise OutputError(_write_failed(os.fspath(path), e)) from e
         _fsync_dir(target.parent)
+        if self.on_save is not None:
+            self.on_save(target)
         return target
 
     def _save_file(

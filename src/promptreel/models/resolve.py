@@ -26,14 +26,22 @@ CARDS_BY_NAME = {card.name: card for card in CARDS}
 REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 
 
-def find_card(model: str) -> ModelCard:
-    """The card for an alias, a hub repo id or a local folder."""
+def find_card(model: str, *, folders: bool = True) -> ModelCard:
+    """The card for an alias, a hub repo id or (with `folders`) a local folder.
+
+    The service passes `folders=False`: over HTTP a model name must never reach the file system.
+    """
     if not model.strip():
         raise ModelNotFound("the model name is empty; give an alias, a hub repo id or a folder.")
     if model in CARDS_BY_NAME:
         return CARDS_BY_NAME[model]
     folder = Path(model).expanduser()
-    if folder.is_dir():
+    if not folders and not (REPO_ID.fullmatch(model) and ".." not in model and "--" not in model):
+        raise ModelNotFound(
+            f"unknown model {model!r}: give a built-in name (GET /v1/models) or a hub repo id "
+            "(org/name) in the server's cache."
+        )
+    if folders and folder.is_dir():
         # absolute, so that the loaded-pipeline cache never confuses two folders named alike
         return card_from_folder(folder.resolve(), name=model)
     if _looks_like_repo_id(model):

@@ -1,0 +1,151 @@
+"""`promptreel history`: every generation kept, newest first; show, rerun or remove one."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Annotated
+
+import typer
+
+from .cli import _print_fields, make_video
+from .errors import InvalidRequest
+
+history_app = typer.Typer(help="Every generation, newest first: list, show, rerun, remove.")
+
+
+@history_app.callback(invoke_without_command=True)
+def history(
+    ctx: typer.Context,
+    search: Annotated[
+        str | None, typer.Option("--search", "-s", help="Text in the prompt or model.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model (as it was asked).")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="queued, running, succeeded, failed or cancelled.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many to list.")] = 20,
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """List past generations, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .jobs.store import STATUSES, JobStore
+
+    if status is not None and status not in STATUSES:
+        raise InvalidRequest(f"--status must be one of {', '.join(STATUSES)}, not {status!r}.")
+    if limit < 1:
+        raise InvalidRequest(f"--limit must be at least 1, not {limit}.")
+    jobs, total = JobStore().list(text=search, model=model, status=status, limit=limit)
+    if json_output:
+        print(json.dumps({"jobs": [job.to_dict() for job in jobs], "total": total}, indent=2))
+        return
+    if not jobs:
+        print("no generations yet" if total == 0 else "nothing matches", file=sys.stderr)
+        return
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table("id", "when", "status", "model", "prompt", "seed", "output", box=None)
+    for job in jobs:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+        prompt = (job.prompt or "")[:48]
+        table.add_row(
+            str(job.id),
+            when,
+            job.status,
+            escape(job.model),
+            escape(prompt),
+            str(job.seed if job.seed is not None else ""),
+            escape(job.outputs[0] if job.outputs else ""),
+        )
+    Console(soft_wrap=True).print(table)
+    if total > len(jobs):
+        print(f"{len(jobs)} of {total}; --limit shows more", file=sys.stderr)
+
+
+@history_app.command("show")
+def history_show(
+    job_id: Annotated[int, typer.Argument(metavar="ID", help="The id from `history`.")],
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """Everything about one generation: request, status, seed, timings, files, error."""
+    job = _job(job_id)
+    data = job.to_dict()
+    if json_output:
+        print(json.dumps(data, indent=2))
+        return
+    record = data.pop("record") or {}
+    data["timings"] = record.get("timings")
+    _print_fields(data, width=16)
+
+
+@history_app.command("rerun")
+def history_rerun(
+    job_id: Annotated[int, typer.Argument(metavar="ID", help="The id from `history`.")],
+    output: Annotated[
+        str | None, typer.Option("--output", "-o", help=".mp4, .webm, .gif, or a folder.")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --output.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the record.")] = False,
+    no_history: Annotated[bool, typer.Option(help="Keep it out of the history.")] = False,
+) -> None:
+    """Make a generation again with its seed and settings: the same frames on the same machine."""
+    from .jobs.history import rerun_request
+
+    job = _job(job_id)
+    request = rerun_request(job)
+    suffix = "." + (job.output_format or "mp4")
+    if job.outputs and job.outputs[0].endswith((".mp4", ".webm", ".gif")):
+        suffix = "." + job.outputs[0].rsplit(".", 1)[1]
+    make_video(
+        request,
+        output=output,
+        overwrite=overwrite,
+        quiet=quiet,
+        json_output=json_output,
+        history=not no_history,
+        suffix=suffix,
+    )
+
+
+@history_app.command("rm")
+def history_rm(
+    job_id: Annotated[int, typer.Argument(metavar="ID", help="The id from `history`.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
+    """Remove a generation from the history, and its files."""
+    from .jobs.files import job_files, remove_files
+    from .jobs.store import JobStore
+
+    job = _job(job_id)
+    if job.status in ("queued", "running"):
+        raise InvalidRequest(
+            f"job {job_id} is {job.status}; cancel it first (POST /v1/jobs/{job_id}/cancel)."
+        )
+    files = job_files(job)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InvalidRequest(
+                "`history rm` asks before removing; add --yes to remove without asking."
+            )
+        listing = "".join(f"\n  {f}" for f in files)
+        question = f"Remove generation {job_id} and {len(files)} file(s)?{listing}\n"
+        if not typer.confirm(question, default=False, err=True):
+            print("nothing removed", file=sys.stderr)
+            return
+    JobStore().remove(job_id)
+    remove_files(files)
+    print(f"removed generation {job_id} and {len(files)} file(s)", file=sys.stderr)
+
+
+def _job(job_id: int):
+    from .jobs.store import JobStore
+
+    job = JobStore().get(job_id)
+    if job is None:
+        raise InvalidRequest(f"there is no generation {job_id}; `promptreel history` lists them.")
+    return job

@@ -1,0 +1,71 @@
+"""Where a job's files live, and removing exactly those (never anything a user put beside them).
+
+The service writes outputs as `HOME/outputs/{id}.{format}` and keeps uploads as
+`HOME/uploads/{random}.{suffix}`: names it makes itself, so no request field is ever a path.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from contextlib import suppress
+from pathlib import Path
+
+from .store import Job, home
+
+_PNG_FRAME = re.compile(r"frame_\d{5,}\.png")
+
+
+def outputs_dir() -> Path:
+    return home() / "outputs"
+
+
+def uploads_dir() -> Path:
+    return home() / "uploads"
+
+
+def output_path(job_id: int, output_format: str) -> Path:
+    return outputs_dir() / f"{job_id}.{output_format}"
+
+
+def new_upload_path(suffix: str) -> Path:
+    return uploads_dir() / f"{secrets.token_hex(8)}{suffix}"
+
+
+def job_files(job: Job) -> list[Path]:
+    """The files a job made (each output, its record beside it, the frames of a PNG folder)
+    and the uploads it was given, as they exist now."""
+    files: list[Path] = []
+    for name in job.outputs:
+        path = Path(name)
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if _PNG_FRAME.fullmatch(p.name))
+            files.append(path / "record.json")
+        else:
+            files += [path, path.with_name(path.name + ".json")]
+    for key in ("image", "video"):
+        value = job.request.get(key)
+        if value and Path(value).parent == uploads_dir():
+            files.append(Path(value))
+    return [f for f in files if f.is_file()]
+
+
+def remove_files(files: list[Path]) -> None:
+    """Unlink the files; then a folder of PNG frames that is left empty goes too."""
+    for file in files:
+        file.unlink(missing_ok=True)
+    for folder in {f.parent for f in files if f.name == "record.json"}:
+        with suppress(OSError):
+            folder.rmdir()  # only if empty: anything else in it is not ours
+
+
+def clean_partial_outputs() -> int:
+    """Remove the hidden temporaries a killed writer left in the outputs folder."""
+    count = 0
+    folder = outputs_dir()
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.name.startswith(".") and path.is_file():
+                path.unlink(missing_ok=True)
+                count += 1
+    return count

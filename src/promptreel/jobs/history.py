@@ -1,0 +1,96 @@
+"""A history row around one generation run by the CLI or the Python API.
+
+    with history_entry(request, source="cli", enabled=True) as entry:
+        video = run(request)
+        entry.add_output(video.save(path))
+        entry.succeeded(video.record)
+
+The row is `running` from the start, so a crash leaves a trace; an error marks it `failed` with
+the one-line reason, Ctrl-C marks it `cancelled`; the error itself is raised on unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from ..errors import Cancelled, InvalidRequest, PromptreelError
+from ..request import GenerationRequest, make_request
+from .store import Job, JobStore
+
+
+class HistoryEntry:
+    """The row of one generation; every method does nothing when history is off."""
+
+    def __init__(self, store: JobStore | None, job_id: int | None) -> None:
+        self.store = store
+        self.id = job_id
+        self.done = False
+
+    def succeeded(self, record: dict[str, Any]) -> None:
+        if self.store is not None and self.id is not None:
+            self.store.finish(self.id, "succeeded", record=record)
+        self.done = True
+
+    def add_output(self, path: str | os.PathLike[str]) -> None:
+        if self.store is not None and self.id is not None:
+            self.store.add_output(self.id, os.path.abspath(path))
+
+
+@contextmanager
+def history_entry(
+    request: GenerationRequest, *, source: str, enabled: bool = True
+) -> Iterator[HistoryEntry]:
+    store = JobStore() if enabled else None
+    job_id = None
+    if store is not None:
+        job_id = store.add(request.model_dump(mode="json"), source=source, status="running")
+    entry = HistoryEntry(store, job_id)
+    try:
+        yield entry
+    except BaseException as exc:
+        if store is not None and job_id is not None and not entry.done:
+            status, reason = _ending(exc)
+            store.finish(job_id, status, reason=reason)
+        raise
+    if store is not None and job_id is not None and not entry.done:
+        store.finish(job_id, "failed", reason="ended without a video")
+
+
+def _ending(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, Cancelled):
+        return "cancelled", str(exc)
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return "cancelled", "interrupted"
+    if isinstance(exc, PromptreelError):
+        return "failed", " ".join(str(exc).split())
+    return "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def rerun_request(job: Job) -> GenerationRequest:
+    """The request that makes a job's video again: its own fields, with every value the model
+    settled on (the seed above all) fixed, so a changed default cannot change the video."""
+    fields = dict(job.request)
+    record = job.record
+    if record is None:
+        if job.seed is None:
+            raise InvalidRequest(
+                f"job {job.id} never ran and has no seed; it cannot be made again the same way."
+            )
+        fields["seed"] = job.seed
+        return make_request(**fields)
+    parameters = record["parameters"]
+    fields.update(
+        seed=record["seed"],
+        num_frames=parameters["num_frames"],
+        height=parameters["height"],
+        width=parameters["width"],
+        fps=parameters["fps"],
+        num_inference_steps=parameters["num_inference_steps"],
+        guidance_scale=parameters["guidance_scale"],
+        params=parameters["params"],
+        scheduler=record["scheduler"]["name"],
+    )
+    return make_request(**fields)

@@ -1,0 +1,124 @@
+"""The worker: claims queued jobs from the store and runs them, one at a time, in a thread.
+
+One worker per accelerator: every job in this process shares one loaded pipeline
+(`models.load`), so a second worker here would only evict the first one's model. The claim
+order is the store's: oldest first, unless a job on the model already loaded can go first
+without passing any job over more than `MAX_SKIPS` times.
+
+A job's video is written under its final name only when complete (`Video.save`), and the row
+says `succeeded` only after that; a killed worker leaves a `running` row that `recover` queues
+again when the service restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+
+from ..errors import Cancelled, PromptreelError
+from ..generation import Progress, run
+from ..request import make_request
+from .files import output_path
+from .store import Job, JobStore
+
+log = logging.getLogger("promptreel.worker")
+PROGRESS_INTERVAL = 0.1  # seconds between two progress writes within one stage
+
+
+class _Stopping(BaseException):
+    """The service is shutting down: put the job back in the queue (not an error)."""
+
+
+class Worker:
+    def __init__(self, store: JobStore, *, poll_interval: float = 0.25) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self.loaded_model: str | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="promptreel-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop at the next step; a job cut short goes back to its place in the queue."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def wake(self) -> None:
+        """A job was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            job = self.store.claim(self.loaded_model)
+            if job is None:
+                self._wake.wait(self.poll_interval)
+                self._wake.clear()
+                continue
+            self.run_job(job)
+
+    def run_job(self, job: Job) -> None:
+        """Run one claimed job to its end: succeeded, failed, cancelled, or back in the queue."""
+        reporter = _Reporter(self.store, job.id, self._stop)
+        try:
+            request = make_request(**job.request)
+            video = run(request, progress=reporter, folders=False)
+            reporter(Progress("write"))
+            path = output_path(job.id, job.output_format or "mp4")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path = video.save(path, overwrite=True)
+            self.store.add_output(job.id, path)
+            self.store.finish(job.id, "succeeded", record=video.record)
+        except _Stopping:
+            self.store.requeue(job.id)
+        except Cancelled as exc:
+            self.store.finish(job.id, "cancelled", reason=str(exc))
+        except PromptreelError as exc:
+            self.store.finish(job.id, "failed", reason=" ".join(str(exc).split()))
+        except Exception as exc:  # a bug or a library error: keep the worker alive
+            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+            reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+            self.store.finish(job.id, "failed", reason=reason)
+        finally:
+            self.loaded_model = job.model
+
+
+class _Reporter:
+    """The progress callback of one job: writes it to the store (at most every 0.1 s within a
+    stage), computes the ETA of the denoising, and stops the job when asked to."""
+
+    def __init__(self, store: JobStore, job_id: int, stop: threading.Event) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.stop = stop
+        self.stage: str | None = None
+        self.written = 0.0
+        self.denoise_start: float | None = None
+
+    def __call__(self, progress: Progress) -> None:
+        stage, step, total = progress.stage, progress.step, progress.total
+        now = time.perf_counter()
+        if stage == "denoise" and self.denoise_start is None:
+            self.denoise_start = now
+        if stage == self.stage and now - self.written < PROGRESS_INTERVAL and step < total:
+            return
+        eta = None
+        if stage == "denoise" and step > 0 and self.denoise_start is not None:
+            eta = (now - self.denoise_start) / step * (total - step)
+        self.stage, self.written = stage, now
+        cancel = self.store.progress(self.job_id, stage, step, total, eta)
+        if self.stop.is_set():
+            raise _Stopping
+        if cancel:
+            raise Cancelled(f"cancelled at the {stage} stage")

@@ -1,0 +1,1 @@
+"""The HTTP service: `promptreel serve` (API, web page and worker in one process)."""

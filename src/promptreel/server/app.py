@@ -1,0 +1,387 @@
+"""The HTTP API and the web page: FastAPI over the job store, with the worker in a thread.
+
+    POST   /v1/jobs                 queue a job (JSON, or multipart with an image/video upload)
+    GET    /v1/jobs                 newest first, paged, filtered by status, model, text
+    GET    /v1/jobs/{id}            status, progress, record, error
+    POST   /v1/jobs/{id}/cancel     cancel a queued job, or stop a running one at its next step
+    DELETE /v1/jobs/{id}            forget a finished or queued job and remove its files
+    GET    /v1/jobs/{id}/events     server-sent events: progress, then the final job
+    GET    /v1/jobs/{id}/video      the video, with HTTP range requests (browsers seek with them)
+    GET    /v1/models               the built-in models
+    GET    /v1/health               liveness, queue length, the running job
+    GET    /                        the web page (static files, no build step)
+
+Every error is JSON `{"detail": "one line"}` with its status: 400 unreadable body, 401 token,
+403 foreign origin, 404 no such job, 409 wrong state, 413 upload too large, 422 invalid request,
+429 queue full. A job row is committed before its id is returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..jobs.files import clean_partial_outputs, job_files, remove_files
+from ..jobs.store import Job, JobStore
+from ..jobs.worker import Worker
+from ..request import MAX_PROMPT_CHARS, Device, Dtype, Offload
+from .errors import ApiError
+from .uploads import MAX_UPLOAD_BYTES, save_upload
+from .validate import check_job
+
+STATIC = Path(__file__).parent / "static"
+VERSION = importlib.metadata.version("promptreel")
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+
+
+class JobCreate(BaseModel):
+    """A job: the fields of `promptreel generate`, by the same names, and the file format.
+    Images and videos come as multipart uploads named `image` and `video`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    model: str | None = Field(default=None, max_length=200)
+    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
+    num_frames: int | None = None
+    fps: float | None = None
+    height: int | None = None
+    width: int | None = None
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    seed: int | None = None
+    scheduler: str | None = None
+    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
+    device: Device = "auto"
+    dtype: Dtype = "auto"
+    offload: Offload = "none"
+    vae_slicing: bool = False
+    vae_tiling: bool = False
+    forward_chunking: bool = False
+    format: Literal["mp4", "webm", "gif"] = "mp4"
+
+
+def create_app(
+    store: JobStore | None = None,
+    *,
+    token: str | None = None,
+    max_queued: int = 100,
+    run_worker: bool = True,
+) -> FastAPI:
+    """The service. `token`: every /v1 route then needs it (Bearer header or ?token=)."""
+    store = store or JobStore()
+    worker = Worker(store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        clean_partial_outputs()
+        store.recover()
+        if run_worker:
+            worker.start()
+        yield
+        worker.stop()
+
+    app = FastAPI(
+        title="promptreel",
+        version=VERSION,
+        description="Local text-to-video generation: a durable job queue over HTTP.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.worker = worker
+
+    # --- errors: one line of JSON each --------------------------------------------------------
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
+
+    # --- who may call: the token, and no other site's pages -----------------------------------
+
+    @app.middleware("http")
+    async def _guard(request: Request, call_next: Any) -> Response:
+        origin = request.headers.get("origin")
+        if origin is not None and not _same_origin(origin, request):
+            # a page on another site must not queue jobs here (CORS is closed, but a form
+            # POST is sent before the browser asks)
+            return JSONResponse({"detail": "requests from other sites are refused"}, 403)
+        if token is not None and request.url.path.startswith("/v1/"):
+            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+            given = given or request.query_params.get("token", "")
+            if not secrets.compare_digest(given.encode(), token.encode()):
+                return JSONResponse(
+                    {"detail": "a token is required: send `Authorization: Bearer TOKEN`"},
+                    401,
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+        return await call_next(request)
+
+    # --- jobs ---------------------------------------------------------------------------------
+
+    @app.post(
+        "/v1/jobs",
+        status_code=201,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}},
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "request": {
+                                    "type": "string",
+                                    "description": "the JobCreate fields as JSON",
+                                },
+                                "image": {"type": "string", "format": "binary"},
+                                "video": {"type": "string", "format": "binary"},
+                            },
+                        }
+                    },
+                },
+            }
+        },
+    )
+    async def create_job(request: Request) -> JSONResponse:
+        """Queue a job. Validated like the CLI before it is queued; the seed is fixed now, so
+        a job run again after a crash makes the same video."""
+        fields, uploads = await _read_job_request(request)
+        try:
+            body = JobCreate.model_validate(fields)
+        except ValidationError as exc:
+            raise ApiError(422, _one_line(exc.errors())) from None
+        saved: list[Path] = []
+        try:
+            for key, upload in uploads.items():
+                saved.append(await save_upload(upload, key))
+            inputs = dict(zip(uploads, saved, strict=True))
+            request_json = await asyncio.to_thread(check_job, body, inputs)
+            job_id = store.add(
+                request_json, source="service", output_format=body.format, max_queued=max_queued
+            )
+        except BaseException:
+            remove_files(saved)
+            raise
+        if job_id is None:
+            remove_files(saved)
+            raise ApiError(429, f"the queue is full ({max_queued} jobs); try again later")
+        worker.wake()
+        return JSONResponse(_job_json(_get(store, job_id)), status_code=201)
+
+    @app.get("/v1/jobs")
+    async def list_jobs(
+        status: Annotated[Status | None, Query()] = None,
+        model: Annotated[str | None, Query(max_length=200)] = None,
+        q: Annotated[str | None, Query(max_length=200)] = None,
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+    ) -> dict[str, Any]:
+        """Newest first."""
+        jobs, total = store.list(text=q, model=model, status=status, limit=limit, offset=offset)
+        return {
+            "jobs": [_job_json(job) for job in jobs],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+
+    @app.get("/v1/jobs/{job_id}")
+    async def get_job(job_id: int) -> dict[str, Any]:
+        return _job_json(_get(store, job_id))
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    async def cancel_job(job_id: int) -> dict[str, Any]:
+        """A queued job is cancelled at once; a running one stops at its next step."""
+        job = store.cancel(job_id)
+        if job is None:
+            raise ApiError(404, f"there is no job {job_id}")
+        if job.finished and job.status != "cancelled":
+            raise ApiError(409, f"job {job_id} has already {job.status}; nothing to cancel")
+        return _job_json(job)
+
+    @app.delete("/v1/jobs/{job_id}", status_code=204)
+    async def delete_job(job_id: int) -> Response:
+        """Forget a job that is not running, and remove its video and uploads."""
+        job = _get(store, job_id)
+        if job.status == "running":
+            raise ApiError(409, f"job {job_id} is running; cancel it first")
+        files = job_files(job)
+        store.remove(job_id)
+        remove_files(files)
+        return Response(status_code=204)
+
+    @app.get("/v1/jobs/{job_id}/events")
+    async def job_events(job_id: int, request: Request) -> StreamingResponse:
+        """Server-sent events: `progress` (stage, step, total, eta) on each change, then one
+        `done` with the whole job when it ends."""
+        _get(store, job_id)
+
+        async def events() -> AsyncIterator[str]:
+            last = None
+            while not await request.is_disconnected():
+                job = store.get(job_id)
+                if job is None:
+                    yield _sse("done", {"id": job_id, "status": "deleted"})
+                    return
+                data = _job_json(job)
+                if job.finished:
+                    yield _sse("done", data)
+                    return
+                progress = {"status": job.status, **data["progress"]}
+                if progress != last:
+                    yield _sse("progress", progress)
+                    last = progress
+                await asyncio.sleep(0.2)
+
+        headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+
+    @app.get("/v1/jobs/{job_id}/video", response_model=None)
+    async def job_video(job_id: int, download: bool = False) -> FileResponse:
+        """The finished video; range requests let a browser seek."""
+        job = _get(store, job_id)
+        if job.status != "succeeded":
+            raise ApiError(409, f"job {job_id} is {job.status}; its video is not ready")
+        path = Path(job.outputs[0]) if job.outputs else None
+        if path is None or not path.is_file():
+            raise ApiError(404, f"the video of job {job_id} is no longer on disk")
+        kind = path.suffix.lstrip(".")
+        return FileResponse(
+            path,
+            media_type=MEDIA_TYPES.get(kind, "application/octet-stream"),
+            filename=f"promptreel-{job_id}.{kind}",
+            content_disposition_type="attachment" if download else "inline",
+        )
+
+    # --- the rest -----------------------------------------------------------------------------
+
+    @app.get("/v1/models")
+    async def models() -> list[dict[str, Any]]:
+        from ..models.cards import CARDS
+        from ..models.info import card_info
+
+        return [_public_info(card_info(card)) for card in CARDS]
+
+    @app.get("/v1/health")
+    async def health() -> dict[str, Any]:
+        running, _ = store.list(status="running", limit=1)
+        return {
+            "status": "ok" if worker.alive or not run_worker else "worker stopped",
+            "version": VERSION,
+            "queued": store.count("queued"),
+            "running": running[0].id if running else None,
+            "loaded_model": worker.loaded_model,
+        }
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job's fields and its uploads, from a JSON body or a multipart form."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 1_000_000:
+        raise ApiError(413, f"the request is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
+    if kind == "application/json":
+        try:
+            fields = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise ApiError(400, "the body is not valid JSON") from None
+        if not isinstance(fields, dict):
+            raise ApiError(422, "the body must be a JSON object of job fields")
+        return fields, {}
+    if kind == "multipart/form-data":
+        try:
+            form = await request.form(max_files=2, max_fields=4)
+        except Exception as exc:  # Starlette's MultiPartException and parser errors
+            raise ApiError(400, f"the multipart body cannot be read: {exc}") from None
+        unknown = set(form) - {"request", "image", "video"}
+        if unknown:
+            raise ApiError(422, f"unknown form part(s): {', '.join(sorted(unknown))}")
+        text = form.get("request", "{}")
+        if not isinstance(text, str):
+            raise ApiError(422, "the `request` part must be JSON text, not a file")
+        try:
+            fields = json.loads(text)
+        except ValueError:
+            raise ApiError(400, "the `request` part is not valid JSON") from None
+        if not isinstance(fields, dict):
+            raise ApiError(422, "the `request` part must be a JSON object of job fields")
+        uploads = {}
+        for key in ("image", "video"):
+            value = form.get(key)
+            if value is None:
+                continue
+            if isinstance(value, str):
+                raise ApiError(422, f"`{key}` must be an uploaded file, not text")
+            uploads[key] = value
+        return fields, uploads
+    raise ApiError(415 if kind else 400, "send JSON (application/json) or multipart/form-data")
+
+
+def _get(store: JobStore, job_id: int) -> Job:
+    job = store.get(job_id)
+    if job is None:
+        raise ApiError(404, f"there is no job {job_id}")
+    return job
+
+
+def _job_json(job: Job) -> dict[str, Any]:
+    """A job as the API shows it: no server paths (`outputs` becomes `video_url`)."""
+    data = job.to_dict()
+    data.pop("outputs")
+    data["request"] = {k: v for k, v in data["request"].items() if k not in ("image", "video")}
+    data["inputs"] = [k for k in ("image", "video") if job.request.get(k)]
+    data["video_url"] = f"/v1/jobs/{job.id}/video" if job.status == "succeeded" else None
+    if data["record"]:
+        data["record"] = {k: v for k, v in data["record"].items() if k != "inputs"}
+    return data
+
+
+def _public_info(info: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in info.items() if k not in ("path",)}
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+def _same_origin(origin: str, request: Request) -> bool:
+    host = request.headers.get("host", "")
+    return origin.split("://", 1)[-1].rstrip("/") == host
+
+
+def _one_line(errors: Any) -> str:
+    """Pydantic's list of errors as one line naming the first field and what is wrong."""
+    err = errors[0] if errors else {}
+    where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+    message = str(err.get("msg", "invalid request")).removeprefix("Value error, ")
+    return f"`{where}`: {message}" if where else message

@@ -1,0 +1,8 @@
+"""The one error the API raises itself: an HTTP status and a one-line message."""
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail

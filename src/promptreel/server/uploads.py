@@ -1,0 +1,54 @@
+"""Uploaded images and videos: size-limited, decoded once to prove what they are, and stored
+under a name the server makes (`HOME/uploads/{random}.{format}`), never the client's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..jobs.files import new_upload_path, uploads_dir
+from ..video import read_image, read_video
+from .errors import ApiError
+
+MAX_UPLOAD_BYTES = 50 * 2**20
+MAX_UPLOAD_PIXELS = 4096 * 4096  # per frame, checked from the header before decoding
+_CHUNK = 2**20
+
+
+async def save_upload(upload: Any, kind: str) -> Path:
+    """Copy an upload to the uploads folder and check it decodes as `kind` (image or video).
+    Raises the service's ApiError (413, 422); leaves no file behind when it does."""
+    uploads_dir().mkdir(parents=True, exist_ok=True)
+    temp = new_upload_path(".part")
+    temp = temp.with_name("." + temp.name)
+    try:
+        size = 0
+        with open(temp, "wb") as out:
+            while chunk := await upload.read(_CHUNK):
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise ApiError(413, f"`{kind}` is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
+                out.write(chunk)
+        if size == 0:
+            raise ApiError(422, f"`{kind}` is an empty file")
+        try:
+            suffix = _checked_suffix(temp, kind)
+        except InputError as exc:
+            reason = str(exc).split(": ", 1)[-1]
+            raise ApiError(422, f"`{kind}` upload: {reason}") from None
+        final = new_upload_path(suffix)
+        os.replace(temp, final)
+        return final
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _checked_suffix(path: Path, kind: str) -> str:
+    """Decode enough to know the file is a real image or video; the suffix to store it by."""
+    if kind == "image":
+        read_image(path, max_pixels=MAX_UPLOAD_PIXELS)
+    else:
+        read_video(path, max_pixels=MAX_UPLOAD_PIXELS, first=1)
+    return f".{kind}"
