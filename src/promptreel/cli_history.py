@@ -48,20 +48,16 @@ def history(
     from rich.markup import escape
     from rich.table import Table
 
-    table = Table("id", "when", "status", "model", "prompt", "seed", "output", box=None)
+    # the prompt last, cut to the terminal: one line a generation (`history show` has it all)
+    table = Table("id", "when", "status", "model", "seed", box=None)
+    table.add_column("prompt", no_wrap=True, overflow="ellipsis")
     for job in jobs:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
-        prompt = (job.prompt or "")[:48]
+        seed = str(job.seed) if job.seed is not None else ""
         table.add_row(
-            str(job.id),
-            when,
-            job.status,
-            escape(job.model),
-            escape(prompt),
-            str(job.seed if job.seed is not None else ""),
-            escape(job.outputs[0] if job.outputs else ""),
+            str(job.id), when, job.status, escape(job.model), seed, escape(job.prompt or "")
         )
-    Console(soft_wrap=True).print(table)
+    Console().print(table)
     if total > len(jobs):
         print(f"{len(jobs)} of {total}; --limit shows more", file=sys.stderr)
 

@@ -1,0 +1,167 @@
+"""Every generation is kept: `promptreel history` lists, shows, reruns and removes them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import promptreel
+from promptreel.jobs.store import MIGRATIONS, JobStore
+from promptreel.video import read_video
+
+SMALL = ["--model", "modelscope", "--num-frames", "4", "--height", "32", "--width", "32"]
+SMALL += ["--num-inference-steps", "2"]
+
+
+@pytest.fixture
+def model(hub) -> None:
+    hub("modelscope")
+
+
+def _history(cli) -> list[dict]:
+    result = cli("history", "--json", "--limit", "100")
+    assert result.code == 0, result.err
+    return json.loads(result.out)["jobs"]
+
+
+def test_cli_generation_is_recorded_with_its_file_and_timings(model, cli, workdir) -> None:
+    result = cli("generate", "a red circle", *SMALL, "--seed", "5", "-o", "clip.mp4")
+    assert result.code == 0, result.err
+    [job] = _history(cli)
+    assert job["status"] == "succeeded" and job["source"] == "cli"
+    assert job["prompt"] == "a red circle" and job["seed"] == 5
+    assert job["outputs"] == [str(workdir / "clip.mp4")]
+    assert set(job["record"]["timings"]) >= {"load", "encode", "denoise", "decode"}
+    assert job["request"]["num_frames"] == 4
+
+    shown = cli("history", "show", str(job["id"]))
+    assert shown.code == 0 and "a red circle" in shown.out and "denoise" in shown.out
+
+
+def test_a_refused_or_failing_generation_is_recorded_with_its_error(model, cli, workdir) -> None:
+    result = cli("generate", "too long", *SMALL, "--num-frames", "100000")
+    assert result.code == 1
+    [job] = _history(cli)
+    assert job["status"] == "failed"
+    assert "num_frames" in job["reason"] and job["outputs"] == []
+
+
+def test_no_history_keeps_it_out(model, cli, workdir) -> None:
+    assert cli("generate", "unseen", *SMALL, "--no-history").code == 0
+    assert _history(cli) == []
+
+
+def test_python_api_records_and_notes_saved_files(model, workdir) -> None:
+    video = promptreel.generate(
+        "a blue square", model="modelscope", num_frames=4, height=32, width=32,
+        num_inference_steps=2, seed=9,
+    )  # fmt: skip
+    video.save(workdir / "a.webm")
+    video.save(workdir / "b.gif")
+    [job] = JobStore().list()[0]
+    assert job.source == "python" and job.status == "succeeded" and job.seed == 9
+    assert job.outputs == [str(workdir / "a.webm"), str(workdir / "b.gif")]
+    promptreel.generate(
+        "off the books", model="modelscope", num_frames=4, height=32, width=32,
+        num_inference_steps=2, history=False,
+    )  # fmt: skip
+    assert JobStore().list()[1] == 1
+
+
+def test_list_is_newest_first_and_filters(model, cli, workdir) -> None:
+    for prompt in ("a red circle", "a blue square", "a red square"):
+        assert cli("generate", prompt, *SMALL, "--no-history").code == 0
+        assert cli("generate", prompt, *SMALL).code == 0
+    cli("generate", "bad", *SMALL, "--num-frames", "0")
+    jobs = _history(cli)
+    assert [j["prompt"] for j in jobs] == ["bad", "a red square", "a blue square", "a red circle"]
+    found = json.loads(cli("history", "--json", "--search", "red").out)["jobs"]
+    assert [j["prompt"] for j in found] == ["a red square", "a red circle"]
+    failed = json.loads(cli("history", "--json", "--status", "failed").out)["jobs"]
+    assert [j["prompt"] for j in failed] == ["bad"]
+    assert json.loads(cli("history", "--json", "--model", "zeroscope").out)["jobs"] == []
+    # LIKE wildcards in the search are taken literally
+    assert json.loads(cli("history", "--json", "--search", "%").out)["jobs"] == []
+    table = cli("history")
+    assert table.code == 0 and "a blue square" in table.out
+    assert cli("history", "--status", "done").code == 1
+
+
+def test_rerun_makes_the_same_frames_with_a_random_seed(model, cli, workdir) -> None:
+    """No --seed given: the seed drawn is recorded, so the rerun repeats it."""
+    assert cli("generate", "a yellow triangle", *SMALL, "-o", "first.mp4").code == 0
+    [job] = _history(cli)
+    again = cli("history", "rerun", str(job["id"]), "-o", "again.mp4")
+    assert again.code == 0, again.err
+    first, _ = read_video(workdir / "first.mp4")
+    second, _ = read_video(workdir / "again.mp4")
+    assert np.array_equal(first, second)
+    jobs = _history(cli)
+    assert len(jobs) == 2 and jobs[0]["seed"] == job["seed"]
+
+
+def test_rerun_keeps_the_settled_values_not_todays_defaults(model, cli, workdir) -> None:
+    assert cli("generate", "a white ball", *SMALL, "-o", "one.gif").code == 0
+    [job] = _history(cli)
+    again = cli("history", "rerun", str(job["id"]))  # no -o: a fresh .gif here
+    assert again.code == 0, again.err
+    made = Path(again.out.strip())
+    assert made.suffix == ".gif" and made.exists()
+    rerun = _history(cli)[0]
+    assert rerun["request"]["num_inference_steps"] == 2
+    assert rerun["request"]["fps"] == job["record"]["parameters"]["fps"]
+
+
+def test_rm_asks_then_removes_the_row_and_its_files(model, cli, workdir) -> None:
+    assert cli("generate", "to remove", *SMALL, "-o", "gone.mp4").code == 0
+    (workdir / "mine.txt").write_text("not promptreel's")
+    [job] = _history(cli)
+    refused = cli("history", "rm", str(job["id"]))  # stdin is not a terminal: it cannot ask
+    assert refused.code == 1 and "--yes" in refused.err
+    assert (workdir / "gone.mp4").exists()
+    removed = cli("history", "rm", str(job["id"]), "--yes")
+    assert removed.code == 0, removed.err
+    assert sorted(p.name for p in workdir.iterdir()) == ["mine.txt"]
+    assert _history(cli) == []
+    assert cli("history", "rm", str(job["id"]), "--yes").code == 1
+
+
+def test_rm_of_a_png_folder_removes_only_its_frames(model, cli, workdir) -> None:
+    assert cli("generate", "frames", *SMALL, "-o", "frames/").code == 0
+    [job] = _history(cli)
+    assert cli("history", "rm", str(job["id"]), "-y").code == 0
+    assert not (workdir / "frames").exists()
+
+
+def test_unknown_ids_are_one_line_errors(cli, workdir) -> None:
+    for args in (("show", "7"), ("rerun", "7"), ("rm", "7", "--yes")):
+        result = cli("history", *args)
+        assert result.code == 1
+        assert result.err.startswith("InvalidRequest: there is no generation 7")
+        assert len(result.err.strip().splitlines()) == 1
+
+
+def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    JobStore(path).add({"model": "m", "prompt": "p"}, source="cli", status="running")
+    JobStore(path)  # opening again neither fails nor re-applies
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT version, name FROM migrations").fetchall()
+    assert rows == [(i + 1, name) for i, (name, _) in enumerate(MIGRATIONS)]
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 1
+
+
+def test_unwritable_home_is_a_clear_error(cli, workdir, monkeypatch) -> None:
+    blocker = workdir / "file"
+    blocker.write_text("")
+    monkeypatch.setenv("PROMPTREEL_HOME", str(blocker / "sub"))
+    result = cli("history")
+    assert result.code == 1
+    assert result.err.startswith("OutputError: cannot open the history database")
+    assert "--no-history" in result.err
