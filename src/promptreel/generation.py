@@ -233,10 +233,11 @@ class _StageClock:
     def __enter__(self) -> _StageClock:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
         self._lap("denoise")
-        self.stage = "decode"
-        self.report(Progress("decode", self.step, self.total))
+        if exc_type is None:  # a failed or cancelled step does not move on to decoding
+            self.stage = "decode"
+            self.report(Progress("decode", self.step, self.total))
 
     def __iter__(self):
         for item in self.iterable:

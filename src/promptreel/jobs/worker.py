@@ -105,9 +105,13 @@ class _Reporter:
         self.stage: str | None = None
         self.written = 0.0
         self.denoise_start: float | None = None
+        self.step = self.total = 0
 
     def __call__(self, progress: Progress) -> None:
         stage, step, total = progress.stage, progress.step, progress.total
+        if total == 0:  # `write` counts no steps: keep showing the denoising's
+            step, total = self.step, self.total
+        self.step, self.total = step, total
         now = time.perf_counter()
         if stage == "denoise" and self.denoise_start is None:
             self.denoise_start = now
