@@ -1,0 +1,370 @@
+// The promptreel page: a form that queues jobs, the queue with live progress, and a gallery of
+// finished videos. Plain DOM code, no build step. Job data (prompts are user text) only ever
+// reaches the page through textContent and properties, never through innerHTML.
+"use strict";
+
+// `#token=XYZ`: a fragment never reaches the server, its logs or a Referer header.
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
+// A browser opens at most six connections to one host over HTTP/1.1 and each event stream
+// holds one, so only the oldest jobs are followed live; the worker runs one job at a time, and
+// the others get a stream as those ahead of them end.
+const MAX_STREAMS = 3;
+const PAGE_SIZE = 20;
+const STAGES = {
+  load: "Loading the model",
+  encode: "Encoding the prompt",
+  denoise: "Denoising",
+  decode: "Decoding the frames",
+  write: "Writing the video",
+};
+const DEFAULTS = ["num_frames", "height", "width", "num_inference_steps", "guidance_scale"];
+
+const $ = (id) => document.getElementById(id);
+const form = $("job-form");
+const following = new Map(); // job id -> {job, item, bar, stage, stream, clock}, oldest first
+const shown = new Set(); // ids of the jobs in the gallery and the failed/cancelled list
+let models = [];
+let sending = false;
+
+// --- talking to the API -----------------------------------------------------------------------
+
+/** A same-site URL with query parameters, and the token: media elements and EventSource
+ * cannot send an Authorization header. */
+function link(path, params = {}) {
+  const url = new URL(path, location.href);
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  if (TOKEN) url.searchParams.set("token", TOKEN);
+  return url.pathname + url.search;
+}
+
+/** The JSON answer of an API call, or an Error whose message is the API's one-line detail. */
+async function api(path, { method = "GET", body } = {}) {
+  const headers = {};
+  if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+  } catch (error) {
+    throw new Error(`the server cannot be reached (${error.message})`);
+  }
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    let detail = data?.detail ?? `${response.status} ${response.statusText}`;
+    if (response.status === 401) detail += "; open this page as /#token=TOKEN";
+    const error = new Error(detail);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function say(text) {
+  $("message").textContent = text.replace(/\s+/g, " ").trim(); // one line, however it came
+}
+
+/** Build an element: properties set as properties, children as nodes or plain text. */
+function el(tag, props = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  node.append(...children);
+  return node;
+}
+
+// --- the form ---------------------------------------------------------------------------------
+
+async function loadModels() {
+  models = await api("/v1/models");
+  const select = $("model");
+  for (const model of models) {
+    const label = model.downloaded ? model.name : `${model.name} (not downloaded)`;
+    select.append(el("option", { value: model.name, textContent: label }));
+  }
+  select.value = (models.find((m) => m.downloaded) ?? models[0])?.name ?? "";
+  showDefaults();
+}
+
+/** The chosen model's own values as placeholders: an empty field means exactly these. */
+function showDefaults() {
+  const model = models.find((m) => m.name === $("model").value);
+  if (!model) return;
+  for (const key of DEFAULTS) $(key).placeholder = model[key];
+  const params = Object.entries(model.params);
+  $("params-help").textContent = params.length
+    ? `${model.name} takes: ${params.map(([key, p]) => `${key} (${p.type}): ${p.help}`).join("; ")}`
+    : `${model.name} takes no extra parameters.`;
+}
+
+/** The job fields of the form, by the API's names; empty fields are left out. */
+function formFields() {
+  const body = {};
+  for (const field of form.elements) {
+    if (!field.name || field.value.trim() === "") continue;
+    if (field.type === "number") body[field.name] = field.valueAsNumber;
+    else if (field.name === "params") body.params = parseParams(field.value);
+    else body[field.name] = field.value;
+  }
+  return body;
+}
+
+function parseParams(text) {
+  let params;
+  try {
+    params = JSON.parse(text);
+  } catch {
+    throw new Error('`params` is not valid JSON; write an object such as {"eta": 0.5}');
+  }
+  if (params === null || typeof params !== "object" || Array.isArray(params)) {
+    throw new Error('`params` must be a JSON object such as {"eta": 0.5}');
+  }
+  return params;
+}
+
+async function submit(fields) {
+  const job = await api("/v1/jobs", { method: "POST", body: fields });
+  say("");
+  follow(job);
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (sending) return; // a held-down Enter key would queue the same job many times
+  sending = true;
+  try {
+    await submit(formFields());
+  } catch (error) {
+    say(error.message);
+  } finally {
+    sending = false;
+  }
+});
+$("model").addEventListener("change", showDefaults);
+
+// --- the queue --------------------------------------------------------------------------------
+
+function follow(job) {
+  if (following.has(job.id)) return;
+  const bar = el("progress", { max: 1 }); // no value yet: indeterminate
+  bar.setAttribute("aria-label", `Progress of job ${job.id}`);
+  const stage = el("p", { className: "stage", textContent: "Waiting in the queue" });
+  const cancel = el("button", { type: "button", textContent: "Cancel" });
+  const item = el(
+    "li",
+    { className: "card" },
+    el("p", { className: "prompt", textContent: job.prompt || "(no prompt)" }),
+    el("p", { className: "hint", textContent: `#${job.id} · ${job.model}` }),
+    bar,
+    stage,
+    cancel,
+  );
+  const entry = { job, item, bar, stage, stream: null, clock: null };
+  cancel.addEventListener("click", () => cancelJob(entry));
+  following.set(job.id, entry);
+  $("queue").append(item);
+  showProgress(entry, { status: job.status, ...job.progress, eta: job.eta });
+  updateEmpty();
+  openStreams();
+}
+
+function openStreams() {
+  [...following.values()].slice(0, MAX_STREAMS).forEach((entry) => entry.stream || listen(entry));
+}
+
+function listen(entry) {
+  const stream = new EventSource(link(`/v1/jobs/${entry.job.id}/events`));
+  entry.stream = stream;
+  stream.addEventListener("progress", (event) => showProgress(entry, JSON.parse(event.data)));
+  stream.addEventListener("done", (event) => finish(JSON.parse(event.data)));
+  stream.addEventListener("error", async () => {
+    // A dropped connection is retried by EventSource itself; CLOSED means an answer such as
+    // 404 or 401, so ask for the job once, then try a new stream a little later.
+    if (stream.readyState !== EventSource.CLOSED) return;
+    entry.stream = null;
+    try {
+      const job = await api(`/v1/jobs/${entry.job.id}`);
+      if (job.status === "succeeded" || job.status === "failed" || job.status === "cancelled") {
+        return finish(job);
+      }
+    } catch (error) {
+      if (error.status === 404) return finish({ id: entry.job.id, status: "deleted" });
+      say(error.message);
+    }
+    setTimeout(openStreams, 5000);
+  });
+}
+
+function showProgress(entry, { status, stage, step, total, eta }) {
+  const { bar } = entry;
+  if (total > 0) {
+    bar.max = total;
+    bar.value = step;
+  } else if (stage !== "write") {
+    bar.removeAttribute("value"); // loading or encoding: no steps to count
+  }
+  let text = status === "queued" ? "Waiting in the queue" : STAGES[stage] ?? stage ?? "Starting";
+  if (stage === "denoise" && total > 0) text += `: step ${step} of ${total}`;
+  const left = eta ?? estimate(entry, stage, step, total);
+  if (stage === "denoise" && left != null) text += ` · about ${duration(left)} left`;
+  if (entry.job.cancel_requested) text += " · stopping";
+  entry.stage.textContent = text;
+}
+
+/** Seconds left in the denoising, from the pace of the steps seen so far on this page (the
+ * progress events carry no ETA of their own). */
+function estimate(entry, stage, step, total) {
+  if (stage !== "denoise") return null;
+  const now = performance.now();
+  if (!entry.clock) entry.clock = { now, step };
+  const done = step - entry.clock.step;
+  return done > 0 ? ((now - entry.clock.now) / 1000 / done) * (total - step) : null;
+}
+
+function duration(seconds) {
+  const s = Math.ceil(seconds);
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${s % 60} s`;
+}
+
+async function cancelJob(entry) {
+  try {
+    const job = await api(`/v1/jobs/${entry.job.id}/cancel`, { method: "POST" });
+    if (job.status === "cancelled") {
+      finish(job);
+    } else {
+      entry.job = job; // running: it stops at its next step and its stream says `done`
+      entry.stage.textContent += " · stopping";
+    }
+  } catch (error) {
+    say(error.message);
+  }
+}
+
+/** A followed job has ended: out of the queue, into the gallery or the list of failures. */
+function finish(job) {
+  const entry = following.get(job.id);
+  if (!entry) return; // already ended (a cancel answer and a `done` event can both arrive)
+  entry.stream?.close(); // or EventSource would reconnect when the server ends the stream
+  if (entry.item.contains(document.activeElement)) $("queue-heading").focus(); // not lost to <body>
+  entry.item.remove();
+  following.delete(job.id);
+  if (job.status === "succeeded") addVideo(job, "prepend");
+  else if (job.status === "failed" || job.status === "cancelled") addEnded(job, "prepend");
+  updateEmpty();
+  openStreams();
+}
+
+// --- the gallery ------------------------------------------------------------------------------
+
+function media(job) {
+  const src = link(job.video_url);
+  const image = () => el("img", { src, alt: `Animation: ${job.prompt ?? "no prompt"}` });
+  if (job.output_format === "gif") return image();
+  const video = el("video", { src, controls: true, loop: true, playsInline: true });
+  video.muted = video.defaultMuted = true; // the state, and the `muted` attribute
+  video.preload = "auto"; // small local files; the first frame then shows without a click
+  video.setAttribute("aria-label", `Video: ${job.prompt ?? "no prompt"}`);
+  if (!job.output_format) {
+    // made by the CLI, whose rows do not say the file type: it may be a GIF
+    video.addEventListener("error", () => video.replaceWith(image()), { once: true });
+  }
+  return video;
+}
+
+function addVideo(job, where) {
+  if (shown.has(job.id)) return;
+  shown.add(job.id);
+  const settings = job.record?.parameters ?? job.request;
+  const facts = [`#${job.id}`, job.model, `seed ${job.seed}`];
+  if (settings.width && settings.height) facts.push(`${settings.width}×${settings.height}`);
+  if (settings.num_frames) facts.push(`${settings.num_frames} frames`);
+
+  const actions = el("div", { className: "actions" });
+  if (job.inputs.length) {
+    // the API keeps no copy of an uploaded image or video to send again
+    actions.append(el("span", { className: "hint", textContent: "made from an upload" }));
+  } else {
+    const rerun = el("button", { type: "button", textContent: "Rerun" });
+    rerun.addEventListener("click", () => rerunJob(job).catch((error) => say(error.message)));
+    actions.append(rerun);
+  }
+  const download = el("a", {
+    href: link(job.video_url, { download: "1" }),
+    download: "",
+    textContent: "Download",
+  });
+  download.setAttribute("aria-label", `Download video ${job.id}`);
+  actions.append(download);
+
+  const item = el(
+    "li",
+    { className: "card" },
+    media(job),
+    el("p", { className: "prompt", textContent: job.prompt || "(no prompt)" }),
+    el("p", { className: "hint", textContent: facts.join(" · ") }),
+    actions,
+    el(
+      "details",
+      {},
+      el("summary", { textContent: "Record" }),
+      el("pre", { textContent: JSON.stringify(job.record, null, 2) }),
+    ),
+  );
+  item.dataset.job = job.id;
+  $("gallery")[where](item);
+  updateEmpty();
+}
+
+/** Queue the job's request again: it holds the seed, so the same video comes out. */
+function rerunJob(job) {
+  // `compile` is a switch of the Python API that the HTTP API does not take
+  const { compile, ...fields } = job.request;
+  if (job.output_format) fields.format = job.output_format;
+  return submit(fields);
+}
+
+function addEnded(job, where) {
+  if (shown.has(job.id)) return;
+  shown.add(job.id);
+  const item = el(
+    "li",
+    {},
+    el("strong", { textContent: `#${job.id} ${job.status}` }),
+    " ",
+    el("span", { className: "prompt", textContent: job.prompt || "(no prompt)" }),
+    el("span", { className: "reason", textContent: job.reason ?? "" }),
+  );
+  $("ended")[where](item);
+  updateEmpty();
+}
+
+async function loadOlder() {
+  const page = await api(
+    `/v1/jobs?status=succeeded&limit=${PAGE_SIZE}&offset=${$("gallery").children.length}`,
+  );
+  page.jobs.forEach((job) => addVideo(job, "append"));
+  $("older").hidden = $("gallery").children.length >= page.total;
+}
+
+async function loadJobs() {
+  // The queue before the gallery: a job that ends in between is then in both answers (and
+  // shown once), rather than in neither.
+  const [running, queued] = await Promise.all(
+    ["running", "queued"].map((status) => api(`/v1/jobs?status=${status}&limit=100`)),
+  );
+  [...running.jobs, ...queued.jobs.reverse()].forEach(follow); // the oldest first
+  await loadOlder();
+  const [failed, cancelled] = await Promise.all(
+    ["failed", "cancelled"].map((status) => api(`/v1/jobs?status=${status}&limit=10`)),
+  );
+  [...failed.jobs, ...cancelled.jobs]
+    .sort((a, b) => b.id - a.id)
+    .slice(0, 10)
+    .forEach((job) => addEnded(job, "append"));
+}
+
+function updateEmpty() {
+  $("queue-empty").hidden = following.size > 0;
+  $("gallery-empty").hidden = $("gallery").children.length > 0;
+  $("ended-heading").hidden = $("ended").children.length === 0;
+}
+
+$("older").addEventListener("click", () => loadOlder().catch((error) => say(error.message)));
+Promise.all([loadModels(), loadJobs()]).catch((error) => say(error.message));

@@ -1,0 +1,276 @@
+"""The web page in a real browser: the system's Chromium driven by Playwright, against the
+service served over HTTP by uvicorn in a thread of this process, with the tiny modelscope.
+
+Playwright's own browser download is not used (it needs the network): ./setup.sh installs
+Debian's chromium, or PROMPTREEL_CHROMIUM names another Chrome. With
+PROMPTREEL_SCREENSHOT=docs/page.png the first test saves the picture of the page that the
+README shows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from promptreel.server.app import create_app
+
+try:
+    from playwright.sync_api import Browser, Page, expect, sync_playwright
+except ImportError:
+    pytest.fail("playwright is not installed: run ./setup.sh", pytrace=False)
+
+# Without the background-networking switches Chromium keeps dialling Google's services, and on a
+# closed network those connections hang the browser.
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000  # a background training job may share this machine's cores
+TOKEN = "s3cret-token"
+PHONE = {"width": 375, "height": 740}
+expect.set_options(timeout=TIMEOUT_MS)  # its own default is 5 s, whatever the page's is
+
+
+def chromium_path() -> str:
+    path = os.environ.get("PROMPTREEL_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        pytest.fail(
+            "no Chromium for the page test: run ./setup.sh (it installs Debian's chromium), "
+            "or set PROMPTREEL_CHROMIUM=/path/to/chrome",
+            pytrace=False,
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def serve(hub: Callable[[str], Any]) -> Iterator[Callable[..., str]]:
+    """Start the service (create_app's options) on a free port; returns its base URL."""
+    hub("modelscope")
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(**options: Any) -> str:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            create_app(**options),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            timeout_graceful_shutdown=5,  # an event stream left open must not hold the test
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        base = f"http://127.0.0.1:{port}"
+        wait_for_health(base, options.get("token"), thread)
+        return base
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(60)
+
+
+def wait_for_health(base: str, token: str | None, thread: threading.Thread) -> None:
+    request = urllib.request.Request(f"{base}/v1/health", headers=bearer(token))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=5):
+                return
+        except OSError:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the service at {base} did not start") from None
+            time.sleep(0.1)
+
+
+def bearer(token: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+@pytest.fixture
+def page(browser: Browser, serve: Callable[..., str]) -> Iterator[Page]:
+    """A fresh 1280x800 page; it closes before the service stops (its event streams with it).
+    A JavaScript exception on the page fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    if errors:
+        pytest.fail(f"JavaScript errors on the page: {errors}")
+
+
+def fill_small_job(page: Page, prompt: str) -> None:
+    page.fill("#prompt", prompt)
+    for field, value in {
+        "num_frames": "4",
+        "height": "32",
+        "width": "32",
+        "num_inference_steps": "4",
+    }.items():
+        page.fill(f"#{field}", value)
+
+
+def scroll_width(page: Page) -> int:
+    return page.evaluate("document.documentElement.scrollWidth")
+
+
+def test_a_video_made_from_the_page(serve: Callable[..., str], page: Page) -> None:
+    """With a token: every fetch, the event stream and the video itself must carry it."""
+    base = serve(token=TOKEN)
+    page.goto(f"{base}/#token={TOKEN}")
+    page.select_option("#model", "modelscope")
+    fill_small_job(page, "a red ball bouncing")
+    page.press("#num_inference_steps", "Enter")
+
+    # queued and followed live: the bar leaves the queue only on the stream's `done` event
+    expect(page.locator("#queue progress")).to_have_count(1)
+    page.wait_for_function(
+        "() => { const bar = document.querySelector('#queue progress');"
+        " return bar === null || bar.value > 0; }"
+    )
+    video = page.locator("#gallery video")
+    expect(video).to_have_count(1)
+    page.wait_for_function(
+        "() => { const video = document.querySelector('#gallery video');"
+        " return video.readyState >= 2 && video.error === null; }",
+        timeout=TIMEOUT_MS,
+    )
+    expect(page.locator("#queue li")).to_have_count(0)
+    expect(page.locator("#message")).to_have_text("")
+    assert video.get_attribute("src") == f"/v1/jobs/1/video?token={TOKEN}"
+    assert video.evaluate("v => v.controls && v.loop && v.muted && v.playsInline")
+
+    card = page.locator("#gallery li").first
+    expect(card.locator(".prompt")).to_have_text("a red ball bouncing")
+    record = card.locator("details")
+    assert record.get_attribute("open") is None  # folded away until asked for
+    expect(record.locator("pre")).to_contain_text('"prompt": "a red ball bouncing"')
+    expect(record.locator("pre")).to_contain_text('"num_frames": 4')
+
+    download = card.get_by_role("link", name="Download video 1")
+    href = download.get_attribute("href")
+    assert href == f"/v1/jobs/1/video?download=1&token={TOKEN}"
+    assert download.get_attribute("download") is not None
+    response = page.request.get(base + href)
+    assert response.ok and response.headers["content-disposition"].startswith("attachment")
+
+    if os.environ.get("PROMPTREEL_SCREENSHOT"):
+        # Chrome's loading spinner fades out about a second after the whole clip is in
+        page.wait_for_function("document.querySelector('#gallery video').readyState === 4")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=os.environ["PROMPTREEL_SCREENSHOT"])
+
+    # a phone: one column, nothing wider than the screen, even with the record unfolded
+    page.set_viewport_size(PHONE)
+    record.locator("summary").click()
+    page.locator("#job-form summary").click()
+    assert scroll_width(page) <= PHONE["width"]
+
+    # Rerun sends the same request again, seed and file format included
+    card.get_by_role("button", name="Rerun").click()
+    expect(page.locator("#queue li")).to_have_count(1)
+    jobs = [page.request.get(f"{base}/v1/jobs/{i}", headers=bearer(TOKEN)).json() for i in (1, 2)]
+    assert jobs[1]["request"] == jobs[0]["request"]
+    assert jobs[1]["output_format"] == jobs[0]["output_format"] == "mp4"
+
+
+def test_a_refused_job_says_why_in_one_line(serve: Callable[..., str], page: Page) -> None:
+    """The API's 422 detail is shown; a queued job can be cancelled (no worker: it waits)."""
+    base = serve(run_worker=False)
+    page.goto(base)
+    message = page.locator("#message")
+    fill_small_job(page, "a kite")
+    page.fill("#num_frames", "100000")
+    page.get_by_role("button", name="Generate").click()
+    expect(message).to_contain_text("`num_frames`")
+    expect(message).to_contain_text("100000")
+    assert "\n" not in message.inner_text()
+    expect(page.locator("#queue li")).to_have_count(0)
+
+    # bad JSON in the folded settings is caught before anything is sent
+    page.fill("#num_frames", "4")
+    page.locator("#job-form summary").click()
+    page.fill("#params", "{eta")
+    page.get_by_role("button", name="Generate").click()
+    expect(message).to_have_text('`params` is not valid JSON; write an object such as {"eta": 0.5}')
+
+    page.fill("#params", "")
+    page.get_by_role("button", name="Generate").click()
+    expect(message).to_have_text("")
+    item = page.locator("#queue li")
+    expect(item).to_contain_text("Waiting in the queue")
+    assert item.locator("progress").evaluate("bar => bar.position") == -1  # indeterminate
+    item.get_by_role("button", name="Cancel").click()
+    expect(page.locator("#queue li")).to_have_count(0)
+    ended = page.locator("#ended li")
+    expect(ended).to_have_count(1)
+    expect(ended).to_contain_text("#1 cancelled")
+    expect(ended.locator(".reason")).not_to_be_empty()
+
+
+def test_a_phone_and_the_keyboard_alone(serve: Callable[..., str], page: Page) -> None:
+    base = serve(run_worker=False)
+    page.set_viewport_size(PHONE)
+    page.goto(base)
+    expect(page.locator("#model")).to_have_value("modelscope")  # the downloaded one
+    assert scroll_width(page) <= PHONE["width"]
+
+    def tab() -> str:
+        page.keyboard.press("Tab")
+        return page.evaluate("document.activeElement.id")
+
+    assert tab() == "model"
+    assert tab() == "prompt"
+    page.keyboard.type("a kite over the sea")
+    assert tab() == "negative_prompt"
+    for field, value in [("num_frames", "4"), ("height", "32"), ("width", "32")]:
+        assert tab() == field
+        page.keyboard.type(value)
+    outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # where the keyboard is can be seen
+    page.keyboard.press("Enter")
+
+    item = page.locator("#queue li")
+    expect(item).to_contain_text("a kite over the sea")
+    sent = page.request.get(f"{base}/v1/jobs/1").json()["request"]
+    assert (sent["num_frames"], sent["height"], sent["width"]) == (4, 32, 32)
+    assert scroll_width(page) <= PHONE["width"]
+
+    # the Cancel button comes after the form in the tab order, and Enter presses it
+    for _ in range(12):
+        tab()
+        if page.evaluate("document.activeElement.textContent") == "Cancel":
+            break
+    else:
+        pytest.fail("the Cancel button cannot be reached with the Tab key")
+    page.keyboard.press("Enter")
+    expect(page.locator("#ended li")).to_contain_text("#1 cancelled")
