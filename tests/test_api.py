@@ -23,7 +23,7 @@ SMALL = {"model": "modelscope", "num_frames": 4, "height": 32, "width": 32}
 @pytest.fixture
 def client(hub) -> Iterator[TestClient]:
     hub("modelscope")
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), base_url="http://localhost") as client:
         yield client
 
 
@@ -280,7 +280,9 @@ def test_models_health_and_page(client) -> None:
 
 def test_queue_full_is_429(hub) -> None:
     hub("modelscope")
-    with TestClient(create_app(max_queued=1, run_worker=False)) as client:
+    with TestClient(
+        create_app(max_queued=1, run_worker=False), base_url="http://localhost"
+    ) as client:
         body = {"prompt": "x", **SMALL}
         assert client.post("/v1/jobs", json=body).status_code == 201
         full = client.post("/v1/jobs", json=body)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promptreel.generation import Progress
-from promptreel.jobs.files import clean_partial_outputs, output_path, outputs_dir
+from promptreel.jobs.files import clean_partial_files, output_path, outputs_dir, uploads_dir
 from promptreel.jobs.store import MAX_ATTEMPTS, MAX_SKIPS, JobStore
 from promptreel.jobs.worker import Worker, _Reporter, _Stopping
 
@@ -119,5 +119,8 @@ def test_partial_files_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     outputs_dir().mkdir(parents=True)
     (outputs_dir() / ".3.mp4.tmp-abcd").write_bytes(b"half")
     (outputs_dir() / "2.mp4").write_bytes(b"whole")
-    assert clean_partial_outputs() == 1
+    uploads_dir().mkdir(parents=True)
+    (uploads_dir() / ".ab12.part").write_bytes(b"half an upload")
+    assert clean_partial_files() == 2
+    assert list(uploads_dir().iterdir()) == []
     assert [p.name for p in outputs_dir().iterdir()] == ["2.mp4"]

@@ -468,9 +468,10 @@ def serve(
 
     from .server.app import create_app
 
-    application = create_app(token=token, max_queued=max_queue)
     shown = f"[{host}]" if ":" in host else host
-    print(f"promptreel: serving http://{shown}:{port}/ (Ctrl-C stops)", file=sys.stderr)
+    application = create_app(token=token, max_queued=max_queue)
+    page = f"http://{shown}:{port}/" + (f"#token={token}" if token else "")
+    print(f"promptreel: serving {page} (Ctrl-C stops)", file=sys.stderr)
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
 

@@ -108,6 +108,7 @@ def _prepare(request: GenerationRequest, *, folders: bool) -> _Prepared:
     device = pick_device(request.device)
     dtype = pick_dtype(request.dtype, device, card.dtype)
     check_offload(device, request.offload)
+    folder = locate(card)  # before decoding any input: a missing model costs nothing
     frames_in, fps_in = _read_input_video(request, card)
     video_in = None
     if frames_in is not None:
@@ -118,7 +119,6 @@ def _prepare(request: GenerationRequest, *, folders: bool) -> _Prepared:
     if image is not None and card.family.image_pipeline_class:
         pipeline_class = card.family.image_pipeline_class
     kwargs = _call_arguments(settings, card, pipeline_class)
-    folder = locate(card)
     if request.forward_chunking:
         check_forward_chunking(folder)
     if "eta" in settings.params:

@@ -83,6 +83,7 @@ _PNG_RECORD_KEY = "Comment"  # the PNG spec's predefined keyword
 _DEMUXERS = "mov,matroska,avi,gif,apng,flv,mpegts,mpeg,ogg,asf,ivf"
 _READ_OPTIONS = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "file"}
 _READABLE = "MP4, MOV, WebM, MKV, AVI, GIF, FLV, MPEG-TS or OGG"
+_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
 _MP4_OPTIONS = {"crf": "18", "preset": "medium"}
 # Without crf and b=0 libvpx-vp9 targets 256 kbit/s whatever the size: blocky at 720p.
@@ -553,6 +554,8 @@ def read_video(
         if not container.streams.video:
             raise InputError(f"{where}: has no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:
+            raise InputError(f"{where}: its video codec is unknown ({_READABLE})")
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > max_pixels:
@@ -601,7 +604,8 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(file) as image:
+            # the common formats only: exotic decoders (DDS, ...) fail in exotic ways
+            with Image.open(file, formats=_IMAGE_FORMATS) as image:
                 # Image.open reads only the header: refuse a bomb before decoding any pixel.
                 if image.width * image.height > max_pixels:
                     raise InputError(_too_large(where, image.width, image.height, max_pixels))
@@ -619,8 +623,11 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
         raise InputError(
             f"{where}: is not an image Pillow can read (PNG, JPEG, WebP ...)"
         ) from None
-    except (OSError, SyntaxError, ValueError) as e:
-        # Truncated or corrupt data surfaces as OSError / SyntaxError from the decoders.
+    except InputError:
+        raise
+    except Exception as e:
+        # Truncated or corrupt data surfaces as OSError / SyntaxError from the decoders, and
+        # a malformed EXIF block as struct.error or others from exif_transpose.
         raise InputError(f"{where}: is corrupt and does not decode ({_reason(e)})") from None
 
 
@@ -688,7 +695,8 @@ def _embedded_record(file: Path) -> dict[str, Any] | None:
     text: str | None = None
     if file.suffix.lower() == ".png":
         try:
-            with Image.open(file) as image:
+            # the common formats only: exotic decoders (DDS, ...) fail in exotic ways
+            with Image.open(file, formats=_IMAGE_FORMATS) as image:
                 text = getattr(image, "text", {}).get(_PNG_RECORD_KEY)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
             return None

@@ -59,13 +59,13 @@ def remove_files(files: list[Path]) -> None:
             folder.rmdir()  # only if empty: anything else in it is not ours
 
 
-def clean_partial_outputs() -> int:
-    """Remove the hidden temporaries a killed writer left in the outputs folder."""
+def clean_partial_files() -> int:
+    """Remove the hidden temporaries a killed writer left in the outputs and uploads folders."""
     count = 0
-    folder = outputs_dir()
-    if folder.is_dir():
-        for path in folder.iterdir():
-            if path.name.startswith(".") and path.is_file():
-                path.unlink(missing_ok=True)
-                count += 1
+    for folder in (outputs_dir(), uploads_dir()):
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name.startswith(".") and path.is_file():
+                    path.unlink(missing_ok=True)
+                    count += 1
     return count

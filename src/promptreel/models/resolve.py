@@ -35,13 +35,17 @@ def find_card(model: str, *, folders: bool = True) -> ModelCard:
         raise ModelNotFound("the model name is empty; give an alias, a hub repo id or a folder.")
     if model in CARDS_BY_NAME:
         return CARDS_BY_NAME[model]
-    folder = Path(model).expanduser()
     if not folders and not (REPO_ID.fullmatch(model) and ".." not in model and "--" not in model):
         raise ModelNotFound(
             f"unknown model {model!r}: give a built-in name (GET /v1/models) or a hub repo id "
             "(org/name) in the server's cache."
         )
-    if folders and folder.is_dir():
+    try:
+        folder = Path(model).expanduser()
+        is_folder = folders and folder.is_dir()
+    except (RuntimeError, ValueError, OSError):  # "~nobody", a NUL byte, a name too long
+        raise ModelNotFound(f"{model!r} is not a model name, a repo id or a folder.") from None
+    if is_folder:
         # absolute, so that the loaded-pipeline cache never confuses two folders named alike
         return card_from_folder(folder.resolve(), name=model)
     if _looks_like_repo_id(model):

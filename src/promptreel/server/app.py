@@ -27,14 +27,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..jobs.files import clean_partial_outputs, job_files, remove_files
+from ..jobs.files import clean_partial_files, job_files, outputs_dir, remove_files, uploads_dir
 from ..jobs.store import Job, JobStore
 from ..jobs.worker import Worker
 from ..request import MAX_PROMPT_CHARS, Device, Dtype, Offload
@@ -43,6 +44,11 @@ from .uploads import MAX_UPLOAD_BYTES, save_upload
 from .validate import check_job
 
 STATIC = Path(__file__).parent / "static"
+MAX_JSON_BYTES = 2**20
+JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+SSE_LIFETIME = 600.0  # seconds; then the browser's EventSource reconnects by itself
+SSE_KEEPALIVE = 15.0
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 VERSION = importlib.metadata.version("promptreel")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
@@ -72,7 +78,11 @@ class JobCreate(BaseModel):
     vae_slicing: bool = False
     vae_tiling: bool = False
     forward_chunking: bool = False
+    compile: bool = False
     format: Literal["mp4", "webm", "gif"] = "mp4"
+
+
+JOB_SCHEMA = JobCreate.model_json_schema()  # inlined in the OpenAPI of the JSON/multipart body
 
 
 def create_app(
@@ -82,13 +92,16 @@ def create_app(
     max_queued: int = 100,
     run_worker: bool = True,
 ) -> FastAPI:
-    """The service. `token`: every /v1 route then needs it (Bearer header or ?token=)."""
+    """The service. `token`: every /v1 route then needs it (Bearer header or ?token=).
+    Without a token, only loopback Host names are served: a site whose DNS name is rebound to
+    127.0.0.1 reaches the server under its own name, and is refused."""
     store = store or JobStore()
+    allowed_hosts = None if token is not None else LOOPBACK_HOSTS
     worker = Worker(store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        clean_partial_outputs()
+        clean_partial_files()
         store.recover()
         if run_worker:
             worker.start()
@@ -108,46 +121,59 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+        return _error(exc.status, exc.detail)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": _one_line(exc.errors())}, status_code=422)
+        return _error(422, _one_line(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return JSONResponse({"detail": str(exc.detail)}, status_code=exc.status_code)
+        return _error(exc.status_code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _bug(request: Request, exc: Exception) -> JSONResponse:
+        return _error(500, f"internal error ({type(exc).__name__}); see the server's log")
 
     # --- who may call: the token, and no other site's pages -----------------------------------
 
     @app.middleware("http")
     async def _guard(request: Request, call_next: Any) -> Response:
+        host = request.headers.get("host", "")
+        if allowed_hosts is not None and _host_name(host) not in allowed_hosts:
+            # a page whose name was rebound to 127.0.0.1 arrives with its own name
+            return _error(400, f"unknown host {host!r}; open the page by the address served")
         origin = request.headers.get("origin")
-        if origin is not None and not _same_origin(origin, request):
+        if origin is not None and not _same_origin(origin, host):
             # a page on another site must not queue jobs here (CORS is closed, but a form
             # POST is sent before the browser asks)
-            return JSONResponse({"detail": "requests from other sites are refused"}, 403)
-        if token is not None and request.url.path.startswith("/v1/"):
-            given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-            given = given or request.query_params.get("token", "")
-            if not secrets.compare_digest(given.encode(), token.encode()):
-                return JSONResponse(
-                    {"detail": "a token is required: send `Authorization: Bearer TOKEN`"},
-                    401,
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
+            return _error(403, "requests from other sites are refused")
         return await call_next(request)
+
+    def check_token(request: Request) -> None:
+        if token is None:
+            return
+        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        given = given or request.query_params.get("token", "")
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            raise StarletteHTTPException(
+                401,
+                "a token is required: send `Authorization: Bearer TOKEN`",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_token)])
 
     # --- jobs ---------------------------------------------------------------------------------
 
-    @app.post(
-        "/v1/jobs",
+    @v1.post(
+        "/jobs",
         status_code=201,
         openapi_extra={
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": {"$ref": "#/components/schemas/JobCreate"}},
+                    "application/json": {"schema": JOB_SCHEMA},
                     "multipart/form-data": {
                         "schema": {
                             "type": "object",
@@ -191,7 +217,7 @@ def create_app(
         worker.wake()
         return JSONResponse(_job_json(_get(store, job_id)), status_code=201)
 
-    @app.get("/v1/jobs")
+    @v1.get("/jobs")
     async def list_jobs(
         status: Annotated[Status | None, Query()] = None,
         model: Annotated[str | None, Query(max_length=200)] = None,
@@ -208,12 +234,12 @@ def create_app(
             "offset": offset,
         }
 
-    @app.get("/v1/jobs/{job_id}")
-    async def get_job(job_id: int) -> dict[str, Any]:
+    @v1.get("/jobs/{job_id}")
+    async def get_job(job_id: JobId) -> dict[str, Any]:
         return _job_json(_get(store, job_id))
 
-    @app.post("/v1/jobs/{job_id}/cancel")
-    async def cancel_job(job_id: int) -> dict[str, Any]:
+    @v1.post("/jobs/{job_id}/cancel")
+    async def cancel_job(job_id: JobId) -> dict[str, Any]:
         """A queued job is cancelled at once; a running one stops at its next step."""
         job = store.cancel(job_id)
         if job is None:
@@ -222,25 +248,29 @@ def create_app(
             raise ApiError(409, f"job {job_id} has already {job.status}; nothing to cancel")
         return _job_json(job)
 
-    @app.delete("/v1/jobs/{job_id}", status_code=204)
-    async def delete_job(job_id: int) -> Response:
+    @v1.delete("/jobs/{job_id}", status_code=204)
+    async def delete_job(job_id: JobId) -> Response:
         """Forget a job that is not running, and remove its video and uploads."""
-        job = _get(store, job_id)
+        job = store.remove(job_id)
+        if job is None:
+            raise ApiError(404, f"there is no job {job_id}")
         if job.status == "running":
             raise ApiError(409, f"job {job_id} is running; cancel it first")
-        files = job_files(job)
-        store.remove(job_id)
-        remove_files(files)
+        # only what the service itself wrote: a CLI row's files stay where the user put them
+        remove_files([f for f in job_files(job) if _served_file(f)])
         return Response(status_code=204)
 
-    @app.get("/v1/jobs/{job_id}/events")
-    async def job_events(job_id: int, request: Request) -> StreamingResponse:
+    @v1.get("/jobs/{job_id}/events")
+    async def job_events(job_id: JobId, request: Request) -> StreamingResponse:
         """Server-sent events: `progress` (stage, step, total, eta) on each change, then one
         `done` with the whole job when it ends."""
         _get(store, job_id)
 
         async def events() -> AsyncIterator[str]:
+            loop = asyncio.get_running_loop()
+            started = sent = loop.time()
             last = None
+            yield "retry: 2000\n\n"
             while not await request.is_disconnected():
                 job = store.get(job_id)
                 if job is None:
@@ -250,23 +280,29 @@ def create_app(
                 if job.finished:
                     yield _sse("done", data)
                     return
-                progress = {"status": job.status, **data["progress"]}
+                progress = {"status": job.status, **data["progress"], "eta": job.eta}
+                now = loop.time()
                 if progress != last:
                     yield _sse("progress", progress)
-                    last = progress
+                    last, sent = progress, now
+                elif now - sent > SSE_KEEPALIVE:
+                    yield ": keepalive\n\n"  # a comment line: proxies keep the stream open
+                    sent = now
+                if now - started > SSE_LIFETIME:
+                    return  # the browser reconnects after `retry`; no stream lives forever
                 await asyncio.sleep(0.2)
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
-    @app.get("/v1/jobs/{job_id}/video", response_model=None)
-    async def job_video(job_id: int, download: bool = False) -> FileResponse:
+    @v1.get("/jobs/{job_id}/video", response_model=None)
+    async def job_video(job_id: JobId, download: bool = False) -> FileResponse:
         """The finished video; range requests let a browser seek."""
         job = _get(store, job_id)
         if job.status != "succeeded":
             raise ApiError(409, f"job {job_id} is {job.status}; its video is not ready")
         path = Path(job.outputs[0]) if job.outputs else None
-        if path is None or not path.is_file():
+        if path is None or not path.is_file() or not _served_file(path):
             raise ApiError(404, f"the video of job {job_id} is no longer on disk")
         kind = path.suffix.lstrip(".")
         return FileResponse(
@@ -278,14 +314,14 @@ def create_app(
 
     # --- the rest -----------------------------------------------------------------------------
 
-    @app.get("/v1/models")
+    @v1.get("/models")
     async def models() -> list[dict[str, Any]]:
         from ..models.cards import CARDS
         from ..models.info import card_info
 
         return [_public_info(card_info(card)) for card in CARDS]
 
-    @app.get("/v1/health")
+    @v1.get("/health")
     async def health() -> dict[str, Any]:
         running, _ = store.list(status="running", limit=1)
         return {
@@ -300,6 +336,7 @@ def create_app(
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    app.include_router(v1)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
 
@@ -307,20 +344,14 @@ def create_app(
 async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
     """The job's fields and its uploads, from a JSON body or a multipart form."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_UPLOAD_BYTES + 1_000_000:
-        raise ApiError(413, f"the request is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
     if kind == "application/json":
-        try:
-            fields = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "the body is not valid JSON") from None
-        if not isinstance(fields, dict):
-            raise ApiError(422, "the body must be a JSON object of job fields")
-        return fields, {}
+        return _fields(await _read_capped(request, MAX_JSON_BYTES), "the body"), {}
     if kind == "multipart/form-data":
+        capped = Request(request.scope, receive=_capped_receive(request, 2 * MAX_UPLOAD_BYTES))
         try:
-            form = await request.form(max_files=2, max_fields=4)
+            form = await capped.form(max_files=2, max_fields=4)
+        except ApiError:
+            raise
         except Exception as exc:  # Starlette's MultiPartException and parser errors
             raise ApiError(400, f"the multipart body cannot be read: {exc}") from None
         unknown = set(form) - {"request", "image", "video"}
@@ -329,12 +360,9 @@ async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str,
         text = form.get("request", "{}")
         if not isinstance(text, str):
             raise ApiError(422, "the `request` part must be JSON text, not a file")
-        try:
-            fields = json.loads(text)
-        except ValueError:
-            raise ApiError(400, "the `request` part is not valid JSON") from None
-        if not isinstance(fields, dict):
-            raise ApiError(422, "the `request` part must be a JSON object of job fields")
+        if len(text) > MAX_JSON_BYTES:
+            raise ApiError(413, f"the `request` part is larger than {MAX_JSON_BYTES} bytes")
+        fields = _fields(text.encode(), "the `request` part")
         uploads = {}
         for key in ("image", "video"):
             value = form.get(key)
@@ -347,7 +375,43 @@ async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str,
     raise ApiError(415 if kind else 400, "send JSON (application/json) or multipart/form-data")
 
 
-def _get(store: JobStore, job_id: int) -> Job:
+def _fields(raw: bytes, what: str) -> dict[str, Any]:
+    try:
+        fields = json.loads(raw)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ApiError(400, f"{what} is not valid JSON") from None
+    if not isinstance(fields, dict):
+        raise ApiError(422, f"{what} must be a JSON object of job fields")
+    return fields
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    """The body, refused (413) as soon as it passes `limit`, with or without Content-Length."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _capped_receive(request: Request, limit: int) -> Any:
+    """`receive` for a form parser that stops (413) once the body passes `limit` bytes."""
+    size = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal size
+        message = await request.receive()
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise ApiError(413, f"the request is larger than {limit // 2**20} MiB")
+        return message
+
+    return receive
+
+
+def _get(store: JobStore, job_id: JobId) -> Job:
     job = store.get(job_id)
     if job is None:
         raise ApiError(404, f"there is no job {job_id}")
@@ -374,9 +438,27 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def _same_origin(origin: str, request: Request) -> bool:
-    host = request.headers.get("host", "")
+def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    # a lone surrogate from the request, echoed back, must not break the JSON encoder
+    safe = detail.encode("utf-8", "backslashreplace").decode("utf-8")
+    return JSONResponse({"detail": safe}, status_code=status, headers=headers)
+
+
+def _same_origin(origin: str, host: str) -> bool:
     return origin.split("://", 1)[-1].rstrip("/") == host
+
+
+def _host_name(host: str) -> str:
+    """The name in a Host header, without the port (`[::1]:8000` -> `[::1]`)."""
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
+def _served_file(path: Path) -> bool:
+    """Only files the service wrote itself are served or removed over HTTP."""
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(d.resolve()) for d in (outputs_dir(), uploads_dir()))
 
 
 def _one_line(errors: Any) -> str:

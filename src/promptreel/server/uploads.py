@@ -3,6 +3,7 @@ under a name the server makes (`HOME/uploads/{random}.{format}`), never the clie
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,9 @@ from ..video import read_image, read_video
 from .errors import ApiError
 
 MAX_UPLOAD_BYTES = 50 * 2**20
-MAX_UPLOAD_PIXELS = 4096 * 4096  # per frame, checked from the header before decoding
+MAX_UPLOAD_PIXELS = 4096 * 4096  # per image, checked from the header before decoding
+# per video frame: the model reads up to its frame limit of them while checking the job
+MAX_UPLOAD_VIDEO_PIXELS = 1920 * 1080
 _CHUNK = 2**20
 
 
@@ -34,7 +37,7 @@ async def save_upload(upload: Any, kind: str) -> Path:
         if size == 0:
             raise ApiError(422, f"`{kind}` is an empty file")
         try:
-            suffix = _checked_suffix(temp, kind)
+            suffix = await asyncio.to_thread(_checked_suffix, temp, kind)
         except InputError as exc:
             reason = str(exc).split(": ", 1)[-1]
             raise ApiError(422, f"`{kind}` upload: {reason}") from None
@@ -50,5 +53,5 @@ def _checked_suffix(path: Path, kind: str) -> str:
     if kind == "image":
         read_image(path, max_pixels=MAX_UPLOAD_PIXELS)
     else:
-        read_video(path, max_pixels=MAX_UPLOAD_PIXELS, first=1)
+        read_video(path, max_pixels=MAX_UPLOAD_VIDEO_PIXELS, first=1)
     return f".{kind}"

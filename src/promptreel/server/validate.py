@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-from ..errors import PromptreelError
+from ..errors import InputError, PromptreelError
 from ..generation import check
 from ..request import DEFAULT_MODEL, make_request
 from .errors import ApiError
@@ -24,6 +24,11 @@ def check_job(body: Any, inputs: dict[str, Path]) -> dict[str, Any]:
     try:
         request = make_request(**fields, **inputs)
         check(request, folders=False)
+    except InputError as exc:
+        # "--video '/server/path': reason": the client knows its upload as `video`
+        where, _, reason = str(exc).partition(": ")
+        name = where.split()[0].lstrip("-") if where.startswith("--") else "input"
+        raise ApiError(422, f"`{name}` upload: {' '.join(reason.split())}") from None
     except PromptreelError as exc:
         raise ApiError(422, " ".join(str(exc).split())) from None
     return request.model_dump(mode="json")

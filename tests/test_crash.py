@@ -1,0 +1,132 @@
+"""Kill -9 the server in the middle of a job: after a restart nothing is lost.
+
+A real `promptreel serve` process, over real HTTP: the job that was running runs again (its
+attempt counted), the queued one after it still runs, the finished video is untouched, and no
+file of the interrupted job was ever visible.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, port: int, log: Path) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "promptreel", "serve", "--port", str(port)],
+            stdout=self.log,
+            stderr=self.log,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("the server did not start:\n" + log.read_text())
+
+    def job(self, job_id: int) -> dict:
+        return httpx.get(f"{self.url}/v1/jobs/{job_id}", timeout=10).json()
+
+    def wait(self, job_id: int, until, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if until(job):
+                return job
+            time.sleep(0.05)
+        raise AssertionError(f"job {job_id} stuck: {job}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+        self.log.close()
+
+
+def _finished(job: dict) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+@pytest.mark.timeout(900)
+def test_kill_9_during_a_job_loses_nothing(hub, promptreel_home: Path, tmp_path: Path) -> None:
+    hub("modelscope")
+    outputs = promptreel_home / "outputs"
+    small = {"model": "modelscope", "num_frames": 4, "height": 32, "width": 32}
+    long = {"model": "modelscope", "num_frames": 8, "height": 64, "width": 64}
+    port = _free_port()
+    server = Server(port, tmp_path / "server.log")
+    try:
+        # 1. One finished job, one long job killed mid-denoising, one queued behind it.
+        first = httpx.post(f"{server.url}/v1/jobs", json={"prompt": "done", **small}).json()
+        server.wait(first["id"], _finished)
+        finished_bytes = (outputs / f"{first['id']}.mp4").read_bytes()
+        long_job = httpx.post(
+            f"{server.url}/v1/jobs",
+            json={"prompt": "cut short", **long, "num_inference_steps": 40},
+        ).json()
+        queued = httpx.post(f"{server.url}/v1/jobs", json={"prompt": "next", **small}).json()
+        server.wait(long_job["id"], lambda j: j["progress"]["step"] > 0)
+        server.kill()
+
+        # 2. Dead: the interrupted job has no visible file, the finished one is whole.
+        visible = sorted(p.name for p in outputs.iterdir() if not p.name.startswith("."))
+        assert visible == [f"{first['id']}.mp4", f"{first['id']}.mp4.json"]
+
+        # 3. Restarted: the cut-short job runs again, then the queued one.
+        server = Server(port, tmp_path / "server.log")
+        rerun = server.wait(long_job["id"], _finished)
+        assert rerun["status"] == "succeeded", rerun["reason"]
+        assert rerun["attempts"] == 2
+        assert rerun["record"]["seed"] == long_job["request"]["seed"]
+        after = server.wait(queued["id"], _finished)
+        assert after["status"] == "succeeded" and after["attempts"] == 1
+        assert (outputs / f"{first['id']}.mp4").read_bytes() == finished_bytes
+        assert server.job(first["id"])["status"] == "succeeded"
+        video = httpx.get(f"{server.url}{rerun['video_url']}", timeout=10)
+        assert video.status_code == 200 and len(video.content) > 0
+        assert not [p for p in outputs.iterdir() if p.name.startswith(".")]
+    finally:
+        server.stop()
+
+
+@pytest.mark.timeout(300)
+def test_serve_refuses_an_open_address_without_a_token(cli, monkeypatch) -> None:
+    monkeypatch.delenv("PROMPTREEL_TOKEN", raising=False)
+    result = cli("serve", "--host", "0.0.0.0")
+    assert result.code == 1
+    assert result.err.startswith("InvalidRequest: --host 0.0.0.0 opens the service")
+    assert "--token" in result.err
+
+
+def test_serve_stops_cleanly_on_sigterm(hub, tmp_path: Path) -> None:
+    hub("modelscope")
+    server = Server(_free_port(), tmp_path / "server.log")
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+    server.log.close()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
+    assert os.environ["PROMPTREEL_HOME"]
