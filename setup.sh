@@ -28,4 +28,4 @@ else
     echo "setup: no apt-get here; install Chromium, or set PROMPTREEL_CHROMIUM=/path/to/chrome, for tests/test_page.py"
 fi
 
-echo "setup: done; run the tests with: python -m pytest"
+echo "setup: done; run the tests with: pytest"
