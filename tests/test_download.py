@@ -186,7 +186,11 @@ def test_a_pickle_that_runs_code_is_refused_and_never_runs(tmp_path) -> None:
     assert not (tmp_path / "unet" / "diffusion_pytorch_model.safetensors").exists()
 
 
-def test_offline_download_says_how_to_fix_it(cli) -> None:
+def test_offline_download_says_how_to_fix_it(cli, tmp_path, monkeypatch) -> None:
+    from huggingface_hub import constants
+
+    # an empty cache: other tests may have placed modelscope's tiny copy in the shared one
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     result = cli("download", "modelscope", "--yes")
     assert result.code == 1
     assert "HF_HUB_OFFLINE" in result.err and len(result.err.strip().splitlines()) == 1

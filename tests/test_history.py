@@ -36,6 +36,7 @@ def test_cli_generation_is_recorded_with_its_file_and_timings(model, cli, workdi
     assert job["outputs"] == [str(workdir / "clip.mp4")]
     assert set(job["record"]["timings"]) >= {"load", "encode", "denoise", "decode"}
     assert job["request"]["num_frames"] == 4
+    assert job["output_format"] == "mp4"
 
     shown = cli("history", "show", str(job["id"]))
     assert shown.code == 0 and "a red circle" in shown.out and "denoise" in shown.out

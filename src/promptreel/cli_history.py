@@ -94,9 +94,8 @@ def history_rerun(
 
     job = _job(job_id)
     request = rerun_request(job)
-    suffix = "." + (job.output_format or "mp4")
-    if job.outputs and job.outputs[0].endswith((".mp4", ".webm", ".gif")):
-        suffix = "." + job.outputs[0].rsplit(".", 1)[1]
+    # the same kind of file, unless it was a PNG folder: that needs a name, so an MP4 then
+    suffix = "." + (job.output_format if job.output_format in ("webm", "gif") else "mp4")
     make_video(
         request,
         output=output,

@@ -277,6 +277,8 @@ class JobStore:
             )
 
     def add_output(self, job_id: int, path: str | os.PathLike[str]) -> None:
+        """Note a file written; the first one's suffix is the job's format (a CLI row's too)."""
+        kind = Path(path).suffix.lstrip(".").lower() or "png"  # no suffix: a PNG folder
         with self._transaction() as db:
             row = db.execute("SELECT outputs FROM jobs WHERE id=?", (job_id,)).fetchone()
             if row is None:
@@ -284,7 +286,10 @@ class JobStore:
             outputs = json.loads(row[0])
             if os.fspath(path) not in outputs:
                 outputs.append(os.fspath(path))
-            db.execute("UPDATE jobs SET outputs=? WHERE id=?", (json.dumps(outputs), job_id))
+            db.execute(
+                "UPDATE jobs SET outputs=?, output_format=COALESCE(output_format, ?) WHERE id=?",
+                (json.dumps(outputs), kind, job_id),
+            )
 
     def cancel(self, job_id: int) -> Job | None:
         """Cancel a queued job now, or ask a running one to stop at its next step.
