@@ -108,7 +108,6 @@ def _prepare(request: GenerationRequest, *, folders: bool) -> _Prepared:
     device = pick_device(request.device)
     dtype = pick_dtype(request.dtype, device, card.dtype)
     check_offload(device, request.offload)
-    folder = locate(card)  # before decoding any input: a missing model costs nothing
     frames_in, fps_in = _read_input_video(request, card)
     video_in = None
     if frames_in is not None:
@@ -119,6 +118,7 @@ def _prepare(request: GenerationRequest, *, folders: bool) -> _Prepared:
     if image is not None and card.family.image_pipeline_class:
         pipeline_class = card.family.image_pipeline_class
     kwargs = _call_arguments(settings, card, pipeline_class)
+    folder = locate(card)  # after the request's own checks: those are the ones to fix first
     if request.forward_chunking:
         check_forward_chunking(folder)
     if "eta" in settings.params:

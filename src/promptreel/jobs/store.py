@@ -203,7 +203,7 @@ class JobStore:
                     request.get("prompt"),
                     json.dumps(request),
                     output_format,
-                    request.get("seed"),
+                    _int64(request.get("seed")),  # a refused 330-digit seed stays in `request`
                     now,
                     now if status == "running" else None,
                     1 if status == "running" else 0,
@@ -394,6 +394,10 @@ class JobStore:
     def _get(self, db: sqlite3.Connection, job_id: int) -> Job | None:
         row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _job(row) if row is not None else None
+
+
+def _int64(value: Any) -> int | None:
+    return value if isinstance(value, int) and -(2**63) <= value < 2**63 else None
 
 
 def _job(row: sqlite3.Row) -> Job:
