@@ -130,3 +130,91 @@ def test_serve_stops_cleanly_on_sigterm(hub, tmp_path: Path) -> None:
     server.log.close()
     assert "Traceback" not in (tmp_path / "server.log").read_text()
     assert os.environ["PROMPTREEL_HOME"]
+
+
+def test_a_second_server_on_the_same_home_is_refused_and_touches_nothing(
+    hub, promptreel_home: Path, tmp_path: Path
+) -> None:
+    hub("modelscope")
+    server = Server(_free_port(), tmp_path / "server.log")
+    try:
+        job = httpx.post(
+            f"{server.url}/v1/jobs",
+            json={
+                "model": "modelscope",
+                "prompt": "p",
+                "num_frames": 8,
+                "height": 64,
+                "width": 64,
+                "num_inference_steps": 40,
+            },
+        ).json()
+        server.wait(job["id"], lambda j: j["progress"]["step"] > 0)
+        second = subprocess.run(
+            [sys.executable, "-m", "promptreel", "serve", "--port", str(_free_port())],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert second.returncode == 1
+        assert second.stderr.strip().count("\n") == 0, second.stderr
+        assert f"another promptreel serve (pid {server.process.pid})" in second.stderr
+        done = server.wait(job["id"], _finished)
+        assert done["status"] == "succeeded" and done["attempts"] == 1
+    finally:
+        server.stop()
+
+
+def test_a_taken_port_is_a_one_line_error(hub, tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "promptreel", "serve", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"InvalidRequest: cannot listen on 127.0.0.1:{port}")
+    assert result.stderr.strip().count("\n") == 0
+
+
+def test_sigterm_with_a_page_watching_puts_the_job_back_at_once(
+    hub, promptreel_home: Path, tmp_path: Path
+) -> None:
+    import threading
+
+    from promptreel.jobs.store import JobStore
+
+    hub("modelscope")
+    server = Server(_free_port(), tmp_path / "server.log")
+    job = httpx.post(
+        f"{server.url}/v1/jobs",
+        json={
+            "model": "modelscope",
+            "prompt": "p",
+            "num_frames": 8,
+            "height": 64,
+            "width": 64,
+            "num_inference_steps": 200,
+        },
+    ).json()
+    server.wait(job["id"], lambda j: j["progress"]["step"] > 0)
+
+    def watch() -> None:  # an open event stream, as the page keeps
+        with httpx.stream("GET", f"{server.url}/v1/jobs/{job['id']}/events", timeout=60) as r:
+            for _ in r.iter_lines():
+                pass
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    time.sleep(0.5)
+    started = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(30) == 0
+    assert time.monotonic() - started < 15
+    server.log.close()
+    row = JobStore().get(job["id"])
+    assert row.status == "queued" and row.attempts == 0

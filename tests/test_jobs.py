@@ -124,3 +124,22 @@ def test_partial_files_of_a_killed_writer_are_removed(tmp_path: Path) -> None:
     assert clean_partial_files() == 2
     assert list(uploads_dir().iterdir()) == []
     assert [p.name for p in outputs_dir().iterdir()] == ["2.mp4"]
+
+
+def test_recover_leaves_cli_rows_and_fails_those_whose_process_died(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    store = JobStore(tmp_path / "db")
+    mine = store.add({"model": "a", "prompt": "p"}, source="cli", status="running")
+    gone = store.add({"model": "a", "prompt": "p"}, source="python", status="running")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with store._connect() as db:
+        db.execute("UPDATE jobs SET owner_pid=? WHERE id=?", (dead.pid, gone))
+    assert store.recover() == []  # a service restart never takes a CLI run
+    JobStore(tmp_path / "db")  # opening the store (any history command) settles the dead
+    assert store.get(mine).status == "running"
+    orphan = store.get(gone)
+    assert orphan.status == "failed" and "process ended" in orphan.reason
+    assert store.remove(gone).id == gone and store.get(gone) is None

@@ -455,6 +455,7 @@ def serve(
     max_queue: Annotated[int, typer.Option(help="Queued jobs before new ones get 429.")] = 100,
 ) -> None:
     """Run the HTTP API, the web page and a worker; queued jobs survive a crash."""
+    token = token or None  # an empty --token "" (or PROMPTREEL_TOKEN=) is no token
     if host not in LOOPBACK and not token:
         raise InvalidRequest(
             f"--host {host} opens the service to the network; give --token TOKEN (or set "
@@ -464,15 +465,19 @@ def serve(
         raise InvalidRequest(f"--port must be between 1 and 65535, not {port}.")
     if max_queue < 1:
         raise InvalidRequest(f"--max-queue must be at least 1, not {max_queue}.")
-    import uvicorn
-
+    from .jobs.lock import hold_service_lock
     from .server.app import create_app
+    from .server.run import serve as run_service
 
+    hold_service_lock()  # refuse a second service on this data folder before anything else
     shown = f"[{host}]" if ":" in host else host
-    application = create_app(token=token, max_queued=max_queue)
     page = f"http://{shown}:{port}/" + (f"#token={token}" if token else "")
-    print(f"promptreel: serving {page} (Ctrl-C stops)", file=sys.stderr)
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    run_service(
+        create_app(token=token, max_queued=max_queue),
+        host,
+        port,
+        banner=f"promptreel: serving {page} (Ctrl-C stops)",
+    )
 
 
 from .cli_history import history_app  # noqa: E402  (it uses the helpers above)

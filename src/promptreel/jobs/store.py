@@ -61,6 +61,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX jobs_status ON jobs (status, id);
         """,
     ),
+    (
+        "owner_pid",
+        # the process running a CLI or Python row: a row whose process died is not `running`
+        "ALTER TABLE jobs ADD COLUMN owner_pid INTEGER",
+    ),
 ]
 
 
@@ -101,13 +106,15 @@ class Job:
     started_at: float | None
     finished_at: float | None
     skipped: int = field(default=0, repr=False)
+    owner_pid: int | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("skipped", "stage", "step")}
+        hidden = ("skipped", "owner_pid", "stage", "step")
+        data = {k: v for k, v in self.__dict__.items() if k not in hidden}
         data["progress"] = {"stage": self.stage, "step": self.step, "total": self.total}
         data.pop("total")
         return data
@@ -123,6 +130,7 @@ class JobStore:
             with self._connect() as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 self._migrate(db)
+            self.settle_orphans()
         except (OSError, sqlite3.Error) as e:
             raise OutputError(
                 f"cannot open the history database {self.path}: {e}; set PROMPTREEL_HOME to a "
@@ -195,7 +203,8 @@ class JobStore:
                     return None
             cursor = db.execute(
                 "INSERT INTO jobs (source, status, model, prompt, request, output_format, seed,"
-                " created_at, started_at, attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, started_at, attempts, owner_pid)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     source,
                     status,
@@ -207,6 +216,7 @@ class JobStore:
                     now,
                     now if status == "running" else None,
                     1 if status == "running" else 0,
+                    os.getpid() if status == "running" else None,
                 ),
             )
             return int(cursor.lastrowid or 0)
@@ -317,10 +327,13 @@ class JobStore:
             return job
 
     def recover(self) -> list[Job]:
-        """After a crash: `running` rows were cut short. Queue them again, or fail those that
-        were cut short MAX_ATTEMPTS times. Returns the rows as they are now."""
+        """After a crash: the service's `running` rows were cut short (the caller holds the
+        service lock, so no other worker runs them). Queue them again, or fail those that were
+        cut short MAX_ATTEMPTS times. Returns the rows as they are now."""
         with self._transaction() as db:
-            rows = db.execute("SELECT id, attempts FROM jobs WHERE status='running'").fetchall()
+            rows = db.execute(
+                "SELECT id, attempts FROM jobs WHERE status='running' AND source='service'"
+            ).fetchall()
             for row in rows:
                 if row["attempts"] >= MAX_ATTEMPTS:
                     db.execute(
@@ -339,6 +352,21 @@ class JobStore:
                         (row["id"],),
                     )
             return [job for row in rows if (job := self._get(db, row["id"])) is not None]
+
+    def settle_orphans(self) -> None:
+        """CLI and Python rows whose process ended (killed, or the machine stopped) mid-run
+        fail, so that they can be removed and are not shown as running for ever."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id, owner_pid FROM jobs WHERE status='running' AND source!='service'"
+            ).fetchall()
+            for row in rows:
+                if not _alive(row["owner_pid"]):
+                    db.execute(
+                        "UPDATE jobs SET status='failed', reason='the process ended before "
+                        "finishing', finished_at=?, eta=NULL WHERE id=? AND status='running'",
+                        (time.time(), row["id"]),
+                    )
 
     def requeue(self, job_id: int) -> None:
         """Put a running job back at its place in the queue (a clean shutdown; not an attempt)."""
@@ -377,6 +405,7 @@ class JobStore:
             where.append("status = ?")
             args.append(status)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
+        self.settle_orphans()
         with self._connect() as db:
             total = db.execute(f"SELECT COUNT(*) FROM jobs {clause}", args).fetchone()[0]
             rows = db.execute(
@@ -394,6 +423,20 @@ class JobStore:
     def _get(self, db: sqlite3.Connection, job_id: int) -> Job | None:
         row = db.execute("SELECT * FROM jobs WHERE id=?", (job_id,)).fetchone()
         return _job(row) if row is not None else None
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:  # a row from before owner_pid was recorded
+        return False
+    if pid == os.getpid() or sys.platform == "win32":  # Windows: no signal 0 to ask with
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process, or no way to tell
+        return True
+    return True
 
 
 def _int64(value: Any) -> int | None:

@@ -39,17 +39,30 @@ class Worker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._job: int | None = None  # the job running now
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="promptreel-worker", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop at the next step; a job cut short goes back to its place in the queue."""
+    def stop_soon(self) -> None:
+        """Ask the running job to stop at its next step (the first Ctrl-C: do not wait for
+        open connections first)."""
         self._stop.set()
         self._wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop at the next step; a job cut short goes back to its place in the queue, also
+        when its step outlasts `timeout` (the process is about to end)."""
+        self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive() and self._job is not None:
+                self.store.requeue(self._job)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     def wake(self) -> None:
         """A job was queued: look now rather than at the next poll."""
@@ -66,11 +79,15 @@ class Worker:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
                 continue
-            self.run_job(job)
+            try:
+                self.run_job(job)
+            except Exception:  # the store itself failed; the row is recovered at restart
+                log.error("job %s: %s", job.id, traceback.format_exc())
 
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end: succeeded, failed, cancelled, or back in the queue."""
         reporter = _Reporter(self.store, job.id, self._stop)
+        self._job = job.id
         try:
             request = make_request(**job.request)
             video = run(request, progress=reporter, folders=False)
@@ -91,6 +108,7 @@ class Worker:
             reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
             self.store.finish(job.id, "failed", reason=reason)
         finally:
+            self._job = None
             self.loaded_model = job.model
 
 

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..jobs.files import clean_partial_files, job_files, outputs_dir, remove_files, uploads_dir
+from ..jobs.lock import hold_service_lock, release_service_lock
 from ..jobs.store import Job, JobStore
 from ..jobs.worker import Worker
 from ..request import MAX_PROMPT_CHARS, Device, Dtype, Offload
@@ -48,6 +49,7 @@ MAX_JSON_BYTES = 2**20
 JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
 SSE_LIFETIME = 600.0  # seconds; then the browser's EventSource reconnects by itself
 SSE_KEEPALIVE = 15.0
+MAX_STREAMS = 32  # open event streams; each holds a connection and polls the store
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 VERSION = importlib.metadata.version("promptreel")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -98,15 +100,20 @@ def create_app(
     store = store or JobStore()
     allowed_hosts = None if token is not None else LOOPBACK_HOSTS
     worker = Worker(store)
+    streams = [0]  # event streams open now
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        clean_partial_files()
-        store.recover()
-        if run_worker:
-            worker.start()
-        yield
-        worker.stop()
+        hold_service_lock()  # before touching any job: another service may be running them
+        try:
+            clean_partial_files()
+            store.recover()
+            if run_worker:
+                worker.start()
+            yield
+            await asyncio.to_thread(worker.stop)
+        finally:
+            release_service_lock()
 
     app = FastAPI(
         title="promptreel",
@@ -205,8 +212,12 @@ def create_app(
                 saved.append(await save_upload(upload, key))
             inputs = dict(zip(uploads, saved, strict=True))
             request_json = await asyncio.to_thread(check_job, body, inputs)
-            job_id = store.add(
-                request_json, source="service", output_format=body.format, max_queued=max_queued
+            job_id = await asyncio.to_thread(
+                store.add,
+                request_json,
+                source="service",
+                output_format=body.format,
+                max_queued=max_queued,
             )
         except BaseException:
             remove_files(saved)
@@ -215,10 +226,11 @@ def create_app(
             remove_files(saved)
             raise ApiError(429, f"the queue is full ({max_queued} jobs); try again later")
         worker.wake()
-        return JSONResponse(_job_json(_get(store, job_id)), status_code=201)
+        job = await asyncio.to_thread(_get, store, job_id)
+        return JSONResponse(_job_json(job), status_code=201)
 
     @v1.get("/jobs")
-    async def list_jobs(
+    def list_jobs(
         status: Annotated[Status | None, Query()] = None,
         model: Annotated[str | None, Query(max_length=200)] = None,
         q: Annotated[str | None, Query(max_length=200)] = None,
@@ -235,11 +247,11 @@ def create_app(
         }
 
     @v1.get("/jobs/{job_id}")
-    async def get_job(job_id: JobId) -> dict[str, Any]:
+    def get_job(job_id: JobId) -> dict[str, Any]:
         return _job_json(_get(store, job_id))
 
     @v1.post("/jobs/{job_id}/cancel")
-    async def cancel_job(job_id: JobId) -> dict[str, Any]:
+    def cancel_job(job_id: JobId) -> dict[str, Any]:
         """A queued job is cancelled at once; a running one stops at its next step."""
         job = store.cancel(job_id)
         if job is None:
@@ -249,7 +261,7 @@ def create_app(
         return _job_json(job)
 
     @v1.delete("/jobs/{job_id}", status_code=204)
-    async def delete_job(job_id: JobId) -> Response:
+    def delete_job(job_id: JobId) -> Response:
         """Forget a job that is not running, and remove its video and uploads."""
         job = store.remove(job_id)
         if job is None:
@@ -263,40 +275,50 @@ def create_app(
     @v1.get("/jobs/{job_id}/events")
     async def job_events(job_id: JobId, request: Request) -> StreamingResponse:
         """Server-sent events: `progress` (stage, step, total, eta) on each change, then one
-        `done` with the whole job when it ends."""
-        _get(store, job_id)
+        `done` with the whole job when it ends. A stopping server ends its streams at once."""
+        await asyncio.to_thread(_get, store, job_id)
+        if streams[0] >= MAX_STREAMS:
+            raise ApiError(429, f"{MAX_STREAMS} event streams are open; close one or poll")
 
         async def events() -> AsyncIterator[str]:
-            loop = asyncio.get_running_loop()
-            started = sent = loop.time()
-            last = None
-            yield "retry: 2000\n\n"
-            while not await request.is_disconnected():
-                job = store.get(job_id)
-                if job is None:
-                    yield _sse("done", {"id": job_id, "status": "deleted"})
-                    return
-                data = _job_json(job)
-                if job.finished:
-                    yield _sse("done", data)
-                    return
-                progress = {"status": job.status, **data["progress"], "eta": job.eta}
-                now = loop.time()
-                if progress != last:
-                    yield _sse("progress", progress)
-                    last, sent = progress, now
-                elif now - sent > SSE_KEEPALIVE:
-                    yield ": keepalive\n\n"  # a comment line: proxies keep the stream open
-                    sent = now
-                if now - started > SSE_LIFETIME:
-                    return  # the browser reconnects after `retry`; no stream lives forever
-                await asyncio.sleep(0.2)
+            streams[0] += 1
+            try:
+                async for event in _events(job_id, request):
+                    yield event
+            finally:
+                streams[0] -= 1
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
 
+    async def _events(job_id: int, request: Request) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        started = sent = loop.time()
+        last = None
+        yield "retry: 2000\n\n"
+        while not worker.stopping and not await request.is_disconnected():
+            job = await asyncio.to_thread(store.get, job_id)
+            if job is None:
+                yield _sse("done", {"id": job_id, "status": "deleted"})
+                return
+            data = _job_json(job)
+            if job.finished:
+                yield _sse("done", data)
+                return
+            progress = {"status": job.status, **data["progress"], "eta": job.eta}
+            now = loop.time()
+            if progress != last:
+                yield _sse("progress", progress)
+                last, sent = progress, now
+            elif now - sent > SSE_KEEPALIVE:
+                yield ": keepalive\n\n"  # a comment line: proxies keep the stream open
+                sent = now
+            if now - started > SSE_LIFETIME:
+                return  # the browser reconnects after `retry`; no stream lives forever
+            await asyncio.sleep(0.2)
+
     @v1.get("/jobs/{job_id}/video", response_model=None)
-    async def job_video(job_id: JobId, download: bool = False) -> FileResponse:
+    def job_video(job_id: JobId, download: bool = False) -> FileResponse:
         """The finished video; range requests let a browser seek."""
         job = _get(store, job_id)
         if job.status != "succeeded":
@@ -322,7 +344,7 @@ def create_app(
         return [_public_info(card_info(card)) for card in CARDS]
 
     @v1.get("/health")
-    async def health() -> dict[str, Any]:
+    def health() -> dict[str, Any]:
         running, _ = store.list(status="running", limit=1)
         return {
             "status": "ok" if worker.alive or not run_worker else "worker stopped",
