@@ -195,6 +195,7 @@ def test_list_is_paged_and_filtered(client) -> None:
         ({"prompt": "x", "model": "tests/tiny"}, 422, "not in the local"),
         ({"prompt": "x", **SMALL, "params": {"bogus": 1}}, 422, "bogus"),
         ([1, 2], 422, "JSON object"),
+        ({"prompt": "x", **SMALL, "fps": 60, "format": "gif"}, 422, "GIF cannot play 60 fps"),
     ],
 )
 def test_invalid_jobs_are_refused_and_nothing_is_queued(client, body, status, words) -> None:

@@ -137,12 +137,57 @@ def test_rm_of_a_png_folder_removes_only_its_frames(model, cli, workdir) -> None
     assert not (workdir / "frames").exists()
 
 
+def test_rm_leaves_a_file_a_later_run_replaced(model, cli, workdir) -> None:
+    assert cli("generate", "first", *SMALL, "-o", "same.mp4").code == 0
+    assert cli("generate", "second", *SMALL, "-o", "same.mp4", "--overwrite").code == 0
+    second, first = _history(cli)
+    assert cli("history", "rm", str(first["id"]), "--yes").code == 0
+    assert (workdir / "same.mp4").exists()  # the second run's video, not the first's
+    assert cli("history", "rm", str(second["id"]), "--yes").code == 0
+    assert list(workdir.iterdir()) == []
+
+
+def test_rerun_refuses_an_input_that_changed(hub, cli, workdir) -> None:
+    hub("svd")
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(workdir / "in.png")
+    made = cli(
+        "generate",
+        "--model",
+        "svd",
+        "--image",
+        "in.png",
+        "--num-frames",
+        "3",
+        "--height",
+        "32",
+        "--width",
+        "32",
+        "--num-inference-steps",
+        "2",
+        "-o",
+        "a.mp4",
+    )
+    assert made.code == 0, made.err
+    [job] = _history(cli)
+    assert job["request"]["image"] == str(workdir / "in.png")  # absolute: found from anywhere
+    Image.new("RGB", (32, 32), (40, 40, 200)).save(workdir / "in.png")
+    again = cli("history", "rerun", str(job["id"]), "-o", "b.mp4")
+    assert again.code == 1
+    assert again.err.startswith(f"InvalidRequest: job {job['id']}'s image")
+    assert "has changed" in again.err and not (workdir / "b.mp4").exists()
+
+
 def test_unknown_ids_are_one_line_errors(cli, workdir) -> None:
     for args in (("show", "7"), ("rerun", "7"), ("rm", "7", "--yes")):
         result = cli("history", *args)
         assert result.code == 1
         assert result.err.startswith("InvalidRequest: there is no generation 7")
         assert len(result.err.strip().splitlines()) == 1
+    for bad in ("0", str(2**63)):
+        result = cli("history", "show", bad)
+        assert result.code == 2 and "ID" in result.err
 
 
 def test_migrations_are_recorded_and_applied_once(tmp_path: Path) -> None:
@@ -164,5 +209,5 @@ def test_unwritable_home_is_a_clear_error(cli, workdir, monkeypatch) -> None:
     monkeypatch.setenv("PROMPTREEL_HOME", str(blocker / "sub"))
     result = cli("history")
     assert result.code == 1
-    assert result.err.startswith("OutputError: cannot open the history database")
+    assert result.err.startswith("OutputError: cannot use the history database")
     assert "--no-history" in result.err

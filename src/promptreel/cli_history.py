@@ -12,6 +12,7 @@ import typer
 from .cli import _print_fields, make_video
 from .errors import InvalidRequest
 
+ID_HELP = "The id from `history`."
 history_app = typer.Typer(help="Every generation, newest first: list, show, rerun, remove.")
 
 
@@ -64,7 +65,7 @@ def history(
 
 @history_app.command("show")
 def history_show(
-    job_id: Annotated[int, typer.Argument(metavar="ID", help="The id from `history`.")],
+    job_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help=ID_HELP)],
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Everything about one generation: request, status, seed, timings, files, error."""
@@ -80,7 +81,7 @@ def history_show(
 
 @history_app.command("rerun")
 def history_rerun(
-    job_id: Annotated[int, typer.Argument(metavar="ID", help="The id from `history`.")],
+    job_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help=ID_HELP)],
     output: Annotated[
         str | None, typer.Option("--output", "-o", help=".mp4, .webm, .gif, or a folder.")
     ] = None,
@@ -109,7 +110,7 @@ def history_rerun(
 
 @history_app.command("rm")
 def history_rm(
-    job_id: Annotated[int, typer.Argument(metavar="ID", help="The id from `history`.")],
+    job_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help=ID_HELP)],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Remove a generation from the history, and its files."""

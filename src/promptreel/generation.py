@@ -334,7 +334,7 @@ def _record(
         k: v for k, v in kwargs.items() if k not in ("image", "video", "prompt", "negative_prompt")
     }
     inputs = {
-        name: {"file": path.name, "sha256": _sha256(path)}
+        name: {"file": path.name, "sha256": file_sha256(path)}
         for name, path in (("image", request.image), ("video", request.video))
         if path is not None
     }
@@ -380,7 +380,8 @@ def _record(
     }
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file, as records note each input."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

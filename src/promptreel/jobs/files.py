@@ -6,6 +6,7 @@ The service writes outputs as `HOME/outputs/{id}.{format}` and keeps uploads as
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 from contextlib import suppress
@@ -34,10 +35,12 @@ def new_upload_path(suffix: str) -> Path:
 
 def job_files(job: Job) -> list[Path]:
     """The files a job made (each output, its record beside it, the frames of a PNG folder)
-    and the uploads it was given, as they exist now."""
+    and the uploads it was given, as they exist now and are still its own."""
     files: list[Path] = []
     for name in job.outputs:
         path = Path(name)
+        if not _made_by(job, path):
+            continue  # replaced since (`--overwrite` by a later run): that file is not ours
         if path.is_dir():
             files += sorted(p for p in path.iterdir() if _PNG_FRAME.fullmatch(p.name))
             files.append(path / "record.json")
@@ -48,6 +51,15 @@ def job_files(job: Job) -> list[Path]:
         if value and Path(value).parent == uploads_dir():
             files.append(Path(value))
     return [f for f in files if f.is_file()]
+
+
+def _made_by(job: Job, output: Path) -> bool:
+    """Whether the record beside `output` is still this job's."""
+    record = output / "record.json" if output.is_dir() else output.with_name(output.name + ".json")
+    try:
+        return job.record is not None and json.loads(record.read_text("utf-8")) == job.record
+    except (OSError, ValueError):
+        return False
 
 
 def remove_files(files: list[Path]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, InvalidRequest, PromptreelError
@@ -46,7 +47,11 @@ def history_entry(
     store = JobStore() if enabled else None
     job_id = None
     if store is not None:
-        job_id = store.add(request.model_dump(mode="json"), source=source, status="running")
+        fields = request.model_dump(mode="json")
+        for key in ("image", "video"):  # absolute: a rerun from another folder finds them
+            if fields.get(key):
+                fields[key] = os.path.abspath(fields[key])
+        job_id = store.add(fields, source=source, status="running")
     entry = HistoryEntry(store, job_id)
     try:
         yield entry
@@ -81,6 +86,7 @@ def rerun_request(job: Job) -> GenerationRequest:
             )
         fields["seed"] = job.seed
         return make_request(**fields)
+    _check_inputs(job, fields, record.get("inputs") or {})
     parameters = record["parameters"]
     fields.update(
         seed=record["seed"],
@@ -94,3 +100,20 @@ def rerun_request(job: Job) -> GenerationRequest:
         scheduler=record["scheduler"]["name"],
     )
     return make_request(**fields)
+
+
+def _check_inputs(job: Job, fields: dict[str, Any], inputs: dict[str, Any]) -> None:
+    """The image or video a job was made from must be the same file still."""
+    from ..generation import file_sha256
+
+    for key, noted in inputs.items():
+        path = Path(fields.get(key) or "")
+        try:
+            same = path.is_file() and file_sha256(path) == noted["sha256"]
+        except OSError:
+            same = False
+        if not same:
+            raise InvalidRequest(
+                f"job {job.id}'s {key} {path} is gone or has changed since; put the original "
+                "back there, or generate anew."
+            )

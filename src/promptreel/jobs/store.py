@@ -127,23 +127,32 @@ class JobStore:
         self.path = Path(path) if path is not None else home() / "promptreel.db"
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._connect() as db:
-                db.execute("PRAGMA journal_mode=WAL")
-                self._migrate(db)
-            self.settle_orphans()
-        except (OSError, sqlite3.Error) as e:
-            raise OutputError(
-                f"cannot open the history database {self.path}: {e}; set PROMPTREEL_HOME to a "
-                "writable folder, or pass --no-history."
-            ) from None
+        except OSError as e:
+            raise self._unusable(e) from None
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            self._migrate(db)
+        self.settle_orphans()
+
+    def _unusable(self, e: Exception) -> OutputError:
+        return OutputError(
+            f"cannot use the history database {self.path}: {e}; set PROMPTREEL_HOME to a "
+            "writable folder, or pass --no-history."
+        )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        """A connection; any SQLite failure (a full disk, a broken file) is one OutputError."""
+        try:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        except sqlite3.Error as e:
+            raise self._unusable(e) from None
         db.row_factory = sqlite3.Row
         try:
             db.execute("PRAGMA busy_timeout=30000")
             yield db
+        except sqlite3.Error as e:
+            raise self._unusable(e) from None
         finally:
             db.close()
 

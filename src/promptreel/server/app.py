@@ -446,7 +446,10 @@ def _job_json(job: Job) -> dict[str, Any]:
     data.pop("outputs")
     data["request"] = {k: v for k, v in data["request"].items() if k not in ("image", "video")}
     data["inputs"] = [k for k in ("image", "video") if job.request.get(k)]
-    data["video_url"] = f"/v1/jobs/{job.id}/video" if job.status == "succeeded" else None
+    served = job.status == "succeeded" and any(_served_file(Path(f)) for f in job.outputs[:1])
+    data["video_url"] = f"/v1/jobs/{job.id}/video" if served else None
+    if job.source != "service":  # its files are where the user put them, not served
+        data["note"] = f"made by the {'CLI' if job.source == 'cli' else 'Python API'}"
     if data["record"]:
         data["record"] = {k: v for k, v in data["record"].items() if k != "inputs"}
     return data

@@ -9,6 +9,7 @@ from typing import Any
 from ..errors import InputError, PromptreelError
 from ..generation import check
 from ..request import DEFAULT_MODEL, make_request
+from ..video import GIF_MAX_FPS
 from .errors import ApiError
 
 
@@ -23,7 +24,13 @@ def check_job(body: Any, inputs: dict[str, Path]) -> dict[str, Any]:
     fields.setdefault("seed", secrets.randbelow(2**32))
     try:
         request = make_request(**fields, **inputs)
-        check(request, folders=False)
+        settings = check(request, folders=False)
+        if body.format == "gif" and settings.fps > GIF_MAX_FPS:
+            raise ApiError(
+                422,
+                f"a GIF cannot play {settings.fps:g} fps (browsers slow anything above "
+                f"{GIF_MAX_FPS} down); ask for mp4 or webm, or a lower fps",
+            )
     except InputError as exc:
         # "--video '/server/path': reason": the client knows its upload as `video`
         where, _, reason = str(exc).partition(": ")
