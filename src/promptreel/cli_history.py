@@ -38,6 +38,8 @@ def history(
         raise InvalidRequest(f"--status must be one of {', '.join(STATUSES)}, not {status!r}.")
     if limit < 1:
         raise InvalidRequest(f"--limit must be at least 1, not {limit}.")
+    if search is not None and not search.isprintable():
+        raise InvalidRequest("--search must be plain text, without control characters.")
     jobs, total = JobStore().list(text=search, model=model, status=status, limit=limit)
     if json_output:
         print(json.dumps({"jobs": [job.to_dict() for job in jobs], "total": total}, indent=2))
@@ -50,10 +52,13 @@ def history(
     from rich.table import Table
 
     # the prompt last, cut to the terminal: one line a generation (`history show` has it all)
-    table = Table("id", "when", "status", "model", "seed", box=None)
+    table = Table("id", box=None)
+    table.add_column("when", no_wrap=True, min_width=16)
+    for name in ("status", "model", "seed"):
+        table.add_column(name)
     table.add_column("prompt", no_wrap=True, overflow="ellipsis")
     for job in jobs:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.created_at))
+        when = _when(job.created_at)
         seed = str(job.seed) if job.seed is not None else ""
         table.add_row(
             str(job.id), when, job.status, escape(job.model), seed, escape(job.prompt or "")
@@ -76,6 +81,8 @@ def history_show(
         return
     record = data.pop("record") or {}
     data["timings"] = record.get("timings")
+    for key in ("created_at", "started_at", "finished_at"):
+        data[key] = _when(data[key], seconds=True)
     _print_fields(data, width=16)
 
 
@@ -136,6 +143,12 @@ def history_rm(
     JobStore().remove(job_id)
     remove_files(files)
     print(f"removed generation {job_id} and {len(files)} file(s)", file=sys.stderr)
+
+
+def _when(epoch: float | None, *, seconds: bool = False) -> str | None:
+    if epoch is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else ""), time.localtime(epoch))
 
 
 def _job(job_id: int):

@@ -311,8 +311,8 @@ class JobStore:
             )
 
     def cancel(self, job_id: int) -> Job | None:
-        """Cancel a queued job now, or ask a running one to stop at its next step.
-        Returns the job after the change (None if there is no such job)."""
+        """Cancel a queued job now, or ask a running one to stop at its next step (not once
+        it writes its finished video). Returns the job after it (None if there is none)."""
         with self._transaction() as db:
             job = self._get(db, job_id)
             if job is None or job.finished:
@@ -323,7 +323,7 @@ class JobStore:
                     " finished_at=? WHERE id=?",
                     (time.time(), job_id),
                 )
-            else:
+            elif job.stage != "write":  # the video is complete and being saved: let it be
                 db.execute("UPDATE jobs SET cancel_requested=1 WHERE id=?", (job_id,))
             return self._get(db, job_id)
 

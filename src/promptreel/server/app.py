@@ -60,7 +60,8 @@ class JobCreate(BaseModel):
     """A job: the fields of `promptreel generate`, by the same names, and the file format.
     Images and videos come as multipart uploads named `image` and `video`."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: `true` or "4" for num_frames is a mistake to point out, not to guess at
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
     model: str | None = Field(default=None, max_length=200)
@@ -128,7 +129,9 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.detail)
+        # a full queue or too many streams: a client may try again shortly
+        headers = {"Retry-After": "5"} if exc.status == 429 else None
+        return _error(exc.status, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -160,7 +163,8 @@ def create_app(
     def check_token(request: Request) -> None:
         if token is None:
             return
-        given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        given = given.strip() if scheme.lower() == "bearer" else ""  # the scheme is any case
         given = given or request.query_params.get("token", "")
         if not secrets.compare_digest(given.encode(), token.encode()):
             raise StarletteHTTPException(
@@ -256,6 +260,8 @@ def create_app(
         job = store.cancel(job_id)
         if job is None:
             raise ApiError(404, f"there is no job {job_id}")
+        if job.status == "running" and not job.cancel_requested:
+            raise ApiError(409, f"job {job_id} is writing its video; it ends in a moment")
         if job.finished and job.status != "cancelled":
             raise ApiError(409, f"job {job_id} has already {job.status}; nothing to cancel")
         return _job_json(job)
@@ -477,7 +483,8 @@ def _host_name(host: str) -> str:
     """The name in a Host header, without the port (`[::1]:8000` -> `[::1]`)."""
     if host.startswith("["):
         return host.split("]", 1)[0] + "]"
-    return host.rsplit(":", 1)[0] if ":" in host else host
+    name = host.rsplit(":", 1)[0] if ":" in host else host
+    return name.lower()  # host names are case-insensitive (LOCALHOST)
 
 
 def _served_file(path: Path) -> bool:
