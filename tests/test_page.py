@@ -274,3 +274,29 @@ def test_a_phone_and_the_keyboard_alone(serve: Callable[..., str], page: Page) -
         pytest.fail("the Cancel button cannot be reached with the Tab key")
     page.keyboard.press("Enter")
     expect(page.locator("#ended li")).to_contain_text("#1 cancelled")
+
+
+def test_an_image_model_takes_an_upload(
+    hub, serve: Callable[..., str], page: Page, tmp_path
+) -> None:
+    from PIL import Image
+
+    hub("svd")
+    base = serve()
+    page.goto(base)
+    expect(page.locator("#input-row")).to_be_hidden()  # a text-only model takes no file
+    page.select_option("#model", "svd")
+    expect(page.locator("#input-label")).to_have_text("Image")
+    Image.new("RGB", (32, 32), (200, 40, 40)).save(tmp_path / "start.png")
+    page.set_input_files("#input-file", str(tmp_path / "start.png"))
+    for field, value in {"num_frames": "3", "height": "32", "width": "32"}.items():
+        page.fill(f"#{field}", value)
+    page.fill("#num_inference_steps", "2")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function(
+        "() => { const video = document.querySelector('#gallery video');"
+        " return video !== null && video.readyState >= 2 && video.error === null; }",
+        timeout=TIMEOUT_MS,
+    )
+    job = page.request.get(f"{base}/v1/jobs/1").json()
+    assert job["inputs"] == ["image"] and job["status"] == "succeeded"

@@ -41,10 +41,13 @@ function link(path, params = {}) {
 async function api(path, { method = "GET", body } = {}) {
   const headers = {};
   if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  // a FormData body (an upload) sets its own multipart Content-Type
+  const form = body instanceof FormData;
+  if (body !== undefined && !form) headers["Content-Type"] = "application/json";
   let response;
   try {
-    response = await fetch(path, { method, headers, body: body && JSON.stringify(body) });
+    const sent = form ? body : body && JSON.stringify(body);
+    response = await fetch(path, { method, headers, body: sent });
   } catch (error) {
     throw new Error(`the server cannot be reached (${error.message})`);
   }
@@ -88,6 +91,14 @@ function showDefaults() {
   const model = models.find((m) => m.name === $("model").value);
   if (!model) return;
   for (const key of DEFAULTS) $(key).placeholder = model[key];
+  // an image or a video to start from, for the models that take one
+  const kind = inputKind(model);
+  $("input-row").hidden = kind === null;
+  if (kind !== null) {
+    $("input-label").textContent =
+      kind === "video" ? "Video to transform" : model.takes_text ? "Image (optional)" : "Image";
+    $("input-file").accept = kind === "video" ? "video/*" : "image/png,image/jpeg,image/webp";
+  }
   const params = Object.entries(model.params);
   $("params-help").textContent = params.length
     ? `${model.name} takes: ${params.map(([key, p]) => `${key} (${p.type}): ${p.help}`).join("; ")}`
@@ -119,8 +130,26 @@ function parseParams(text) {
   return params;
 }
 
+/** "image", "video" or null: what the model can start from. */
+function inputKind(model) {
+  if (model.tasks.includes("video-to-video")) return "video";
+  return model.tasks.includes("image-to-video") ? "image" : null;
+}
+
+/** JSON, or a multipart form when a file goes with the job (the API's two ways). */
+function jobBody(fields) {
+  const file = $("input-file").files[0];
+  const model = models.find((m) => m.name === fields.model);
+  const kind = model && inputKind(model);
+  if ($("input-row").hidden || !file || !kind) return fields;
+  const body = new FormData();
+  body.append("request", JSON.stringify(fields));
+  body.append(kind, file);
+  return body;
+}
+
 async function submit(fields) {
-  const job = await api("/v1/jobs", { method: "POST", body: fields });
+  const job = await api("/v1/jobs", { method: "POST", body: jobBody(fields) });
   say("");
   follow(job);
 }
