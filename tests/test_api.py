@@ -84,6 +84,14 @@ def test_a_job_is_queued_runs_and_its_video_plays(client) -> None:
     assert part.status_code == 206
     assert part.headers["content-range"] == f"bytes 10-109/{len(video.content)}"
     assert part.content == video.content[10:110]
+    size = len(video.content)
+    outside = client.get(done["video_url"], headers={"Range": f"bytes={size + 5}-"})
+    assert outside.status_code == 416 and outside.headers["content-range"] == f"bytes */{size}"
+    assert "outside the video" in outside.json()["detail"]
+    assert client.get(done["video_url"], headers={"Range": "pages=1-2"}).status_code == 400
+    head = client.head(done["video_url"])
+    assert head.status_code == 200 and int(head.headers["content-length"]) == size
+    assert head.content == b""
     download = client.get(done["video_url"] + "?download=1")
     assert download.headers["content-disposition"].startswith("attachment")
 

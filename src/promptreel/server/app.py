@@ -34,6 +34,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from ..jobs.files import clean_partial_files, job_files, outputs_dir, remove_files, uploads_dir
 from ..jobs.lock import hold_service_lock, release_service_lock
@@ -130,7 +131,7 @@ def create_app(
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         # a full queue or too many streams: a client may try again shortly
-        headers = {"Retry-After": "5"} if exc.status == 429 else None
+        headers = {"Retry-After": "5"} if exc.status == 429 else exc.headers
         return _error(exc.status, exc.detail, headers)
 
     @app.exception_handler(RequestValidationError)
@@ -323,8 +324,8 @@ def create_app(
                 return  # the browser reconnects after `retry`; no stream lives forever
             await asyncio.sleep(0.2)
 
-    @v1.get("/jobs/{job_id}/video", response_model=None)
-    def job_video(job_id: JobId, download: bool = False) -> FileResponse:
+    @v1.api_route("/jobs/{job_id}/video", methods=["GET", "HEAD"], response_model=None)
+    def job_video(job_id: JobId, request: Request, download: bool = False) -> FileResponse:
         """The finished video; range requests let a browser seek."""
         job = _get(store, job_id)
         if job.status != "succeeded":
@@ -332,6 +333,7 @@ def create_app(
         path = Path(job.outputs[0]) if job.outputs else None
         if path is None or not path.is_file() or not _served_file(path):
             raise ApiError(404, f"the video of job {job_id} is no longer on disk")
+        _check_range(request.headers.get("range"), path.stat().st_size)
         kind = path.suffix.lstrip(".")
         return FileResponse(
             path,
@@ -360,7 +362,7 @@ def create_app(
             "loaded_model": worker.loaded_model,
         }
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
@@ -485,6 +487,23 @@ def _host_name(host: str) -> str:
         return host.split("]", 1)[0] + "]"
     name = host.rsplit(":", 1)[0] if ":" in host else host
     return name.lower()  # host names are case-insensitive (LOCALHOST)
+
+
+def _check_range(header: str | None, size: int) -> None:
+    """A Range header the file cannot answer is an error in JSON like every other
+    (Starlette's own answer is plain text)."""
+    if header is None:
+        return
+    try:
+        FileResponse._parse_range_header(header, size)
+    except MalformedRangeHeader as exc:
+        raise ApiError(400, f"bad Range header: {exc.content}") from None
+    except RangeNotSatisfiable:
+        raise ApiError(
+            416,
+            f"the range is outside the video ({size} bytes)",
+            {"Content-Range": f"bytes */{size}"},
+        ) from None
 
 
 def _served_file(path: Path) -> bool:
