@@ -384,6 +384,7 @@ def eval_fidelity(
     seed: Annotated[int, typer.Option(help="Seed of the prompt set.")] = 0,
     per_combination: Annotated[int, typer.Option(help="Videos per colour/shape/direction.")] = 1,
     num_inference_steps: Annotated[int | None, typer.Option(help="Denoising steps.")] = None,
+    guidance_scale: Annotated[float | None, typer.Option(help="Classifier-free guidance.")] = None,
     out: Annotated[Path, typer.Option(help="Folder for the contact sheet and results.")] = Path(
         "fidelity"
     ),
@@ -402,6 +403,7 @@ def eval_fidelity(
             seed=seed,
             per_combination=per_combination,
             num_inference_steps=num_inference_steps,
+            guidance_scale=guidance_scale,
             out_dir=out,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )

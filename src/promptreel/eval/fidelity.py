@@ -452,6 +452,7 @@ def evaluate(
     seed: int = 0,
     per_combination: int = 1,
     num_inference_steps: int | None = None,
+    guidance_scale: float | None = None,
     out_dir: str | os.PathLike[str],
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -490,13 +491,18 @@ def evaluate(
     options: dict[str, Any] = {}
     if num_inference_steps is not None:
         options["num_inference_steps"] = num_inference_steps
+    if guidance_scale is not None:
+        options["guidance_scale"] = guidance_scale
 
     # 2. Generate and detect.
     started = time.perf_counter()
     rows: list[dict[str, Any]] = []
     sheet_frames: list[np.ndarray] = []
     for index, ((prompt, truth), video_seed) in enumerate(zip(jobs, seeds, strict=True)):
-        video = promptreel.generate(prompt, model=model, seed=int(video_seed), **options)
+        # a measurement, not the user's work: kept out of the history
+        video = promptreel.generate(
+            prompt, model=model, seed=int(video_seed), history=False, **options
+        )
         detection = detect(video.frames)
         rows.append(
             {
@@ -520,6 +526,7 @@ def evaluate(
         "seed": seed,
         "per_combination": per_combination,
         "num_inference_steps": num_inference_steps,
+        "guidance_scale": guidance_scale,
         "count": len(rows),
         "accuracy": accuracy,
         "seconds": round(time.perf_counter() - started, 2),
