@@ -313,3 +313,35 @@ def test_token_and_foreign_origins(hub) -> None:
         )
         assert evil.status_code == 403
         assert client.get("/v1/jobs?token=s3cret").json()["total"] == 0
+
+
+def test_cli_runs_are_listed_but_neither_served_nor_cancelled(hub) -> None:
+    store = JobStore()
+    running = store.add({"model": "modelscope", "prompt": "p"}, source="cli", status="running")
+    with TestClient(create_app(run_worker=False), base_url="http://localhost") as client:
+        job = client.get(f"/v1/jobs/{running}").json()
+        assert job["status"] == "running" and job["note"] == "made by the CLI"
+        refused = client.post(f"/v1/jobs/{running}/cancel")
+        assert refused.status_code == 409 and "cli process" in refused.json()["detail"]
+        assert not store.get(running).cancel_requested
+        store.finish(running, "succeeded", record={"seed": 1})
+        assert client.get(f"/v1/jobs/{running}").json()["video_url"] is None
+
+
+def test_event_streams_are_capped(hub, monkeypatch) -> None:
+    import gc
+
+    import promptreel.server.app as service
+
+    monkeypatch.setattr(service, "MAX_STREAMS", 1)
+    with TestClient(create_app(run_worker=False), base_url="http://localhost") as client:
+        job = client.post("/v1/jobs", json={"prompt": "p", **SMALL}).json()
+        url = f"/v1/jobs/{job['id']}/events"
+        with client.stream("GET", url) as first:
+            assert first.status_code == 200
+            second = client.get(url)
+            assert second.status_code == 429 and second.headers["retry-after"] == "5"
+        client.post(f"/v1/jobs/{job['id']}/cancel")
+        gc.collect()
+        again = client.get(url)  # the first stream's place was given back
+        assert again.status_code == 200 and "event: done" in again.text

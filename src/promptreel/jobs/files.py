@@ -48,7 +48,8 @@ def job_files(job: Job) -> list[Path]:
             files += [path, path.with_name(path.name + ".json")]
     for key in ("image", "video"):
         value = job.request.get(key)
-        if value and Path(value).parent == uploads_dir():
+        # a CLI rerun of a service job names the same upload: only the service job owns it
+        if value and job.source == "service" and Path(value).parent == uploads_dir():
             files.append(Path(value))
     return [f for f in files if f.is_file()]
 

@@ -8,11 +8,12 @@ touches anything, and a second one is refused.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import IO
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, OutputError
 from .store import home
 
 try:
@@ -28,11 +29,21 @@ def hold_service_lock() -> None:
     path = home() / "serve.lock"
     if path in _held or fcntl is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = path.open("a+")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = path.open("a+")
+    except OSError as e:
+        raise OutputError(
+            f"cannot use the data folder {home()}: {e.strerror or e}; set PROMPTREEL_HOME to a "
+            "writable folder."
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except OSError as e:
+        if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            # a file system without locks (some network mounts): one service is up to the user
+            handle.close()
+            return
         handle.seek(0)
         owner = handle.read().strip() or "?"
         handle.close()

@@ -20,7 +20,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -453,7 +453,8 @@ def _int64(value: Any) -> int | None:
 
 
 def _job(row: sqlite3.Row) -> Job:
-    data = dict(row)
+    names = {f.name for f in fields(Job)}
+    data = {k: v for k, v in dict(row).items() if k in names}  # a newer migration's columns
     data["request"] = json.loads(data["request"])
     data["record"] = json.loads(data["record"]) if data["record"] else None
     data["outputs"] = json.loads(data["outputs"])

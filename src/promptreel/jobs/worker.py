@@ -57,8 +57,13 @@ class Worker:
         self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout)
-            if self._thread.is_alive() and self._job is not None:
-                self.store.requeue(self._job)
+            if self._thread.is_alive():
+                self.requeue_running()
+
+    def requeue_running(self) -> None:
+        """Put the running job back in the queue now: the process is about to end."""
+        if self._job is not None:
+            self.store.requeue(self._job)
 
     @property
     def stopping(self) -> bool:
@@ -74,7 +79,12 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            job = self.store.claim(self.loaded_model)
+            try:
+                job = self.store.claim(self.loaded_model)
+            except PromptreelError as exc:  # the database is busy or broken: try again soon
+                log.error("cannot claim a job: %s", exc)
+                self._stop.wait(5)
+                continue
             if job is None:
                 self._wake.wait(self.poll_interval)
                 self._wake.clear()
@@ -140,7 +150,7 @@ class _Reporter:
             eta = (now - self.denoise_start) / step * (total - step)
         self.stage, self.written = stage, now
         cancel = self.store.progress(self.job_id, stage, step, total, eta)
-        if self.stop.is_set():
+        if self.stop.is_set() and stage != "write":  # a finished video is saved, not redone
             raise _Stopping
         if cancel:
             raise Cancelled(f"cancelled at the {stage} stage")

@@ -22,6 +22,7 @@ import asyncio
 import importlib.metadata
 import json
 import secrets
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -113,8 +114,8 @@ def create_app(
             if run_worker:
                 worker.start()
             yield
-            await asyncio.to_thread(worker.stop)
         finally:
+            await asyncio.to_thread(worker.stop)
             release_service_lock()
 
     app = FastAPI(
@@ -258,6 +259,9 @@ def create_app(
     @v1.post("/jobs/{job_id}/cancel")
     def cancel_job(job_id: JobId) -> dict[str, Any]:
         """A queued job is cancelled at once; a running one stops at its next step."""
+        job = _get(store, job_id)
+        if job.source != "service" and not job.finished:
+            raise ApiError(409, f"job {job_id} runs in the {job.source} process; stop it there")
         job = store.cancel(job_id)
         if job is None:
             raise ApiError(404, f"there is no job {job_id}")
@@ -286,17 +290,16 @@ def create_app(
         await asyncio.to_thread(_get, store, job_id)
         if streams[0] >= MAX_STREAMS:
             raise ApiError(429, f"{MAX_STREAMS} event streams are open; close one or poll")
-
-        async def events() -> AsyncIterator[str]:
-            streams[0] += 1
-            try:
-                async for event in _events(job_id, request):
-                    yield event
-            finally:
-                streams[0] -= 1
+        streams[0] += 1  # taken now: requests that arrive together must not all pass
+        stream = _events(job_id, request)
+        # given back when the stream is gone, however it ended (even if it never started)
+        weakref.finalize(stream, _close_stream)
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(events(), media_type="text/event-stream", headers=headers)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+
+    def _close_stream() -> None:
+        streams[0] -= 1
 
     async def _events(job_id: int, request: Request) -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
@@ -333,7 +336,8 @@ def create_app(
         path = Path(job.outputs[0]) if job.outputs else None
         if path is None or not path.is_file() or not _served_file(path):
             raise ApiError(404, f"the video of job {job_id} is no longer on disk")
-        _check_range(request.headers.get("range"), path.stat().st_size)
+        if "if-range" not in request.headers:  # else Starlette may answer with the whole file
+            _check_range(request.headers.get("range"), path.stat().st_size)
         kind = path.suffix.lstrip(".")
         return FileResponse(
             path,
@@ -478,7 +482,7 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
 
 
 def _same_origin(origin: str, host: str) -> bool:
-    return origin.split("://", 1)[-1].rstrip("/") == host
+    return origin.split("://", 1)[-1].rstrip("/").lower() == host.lower()
 
 
 def _host_name(host: str) -> str:

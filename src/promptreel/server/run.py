@@ -29,9 +29,17 @@ def serve(app: FastAPI, host: str, port: int, *, banner: str) -> None:
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: FrameType | None) -> None:
             # uvicorn's own also raises the signal again once it has stopped, which would
-            # turn a clean stop into "Interrupted"; a second Ctrl-C still forces the exit
+            # turn a clean stop into "Interrupted"
+            if not self.should_exit:
+                print(
+                    "promptreel: stopping; a running job goes back to the queue",
+                    file=sys.stderr,
+                    flush=True,
+                )
             worker.stop_soon()  # the job goes back to the queue at its next step
             if self.should_exit and sig == signal.SIGINT:
+                # a second Ctrl-C: uvicorn skips the app's shutdown, so requeue here
+                worker.requeue_running()
                 self.force_exit = True
             self.should_exit = True
 
@@ -41,7 +49,10 @@ def serve(app: FastAPI, host: str, port: int, *, banner: str) -> None:
                 print(banner, file=sys.stderr, flush=True)
 
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=GRACE)
-    Server(config).run(sockets=[sock])
+    server = Server(config)
+    # a closed terminal stops the service like Ctrl-C (uvicorn itself handles INT and TERM)
+    signal.signal(signal.SIGHUP, server.handle_exit)
+    server.run(sockets=[sock])
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -10,6 +10,7 @@ const TOKEN = new URLSearchParams(location.hash.slice(1)).get("token");
 // the others get a stream as those ahead of them end.
 const MAX_STREAMS = 3;
 const PAGE_SIZE = 20;
+const MAX_UPLOAD_BYTES = 50 * 2 ** 20; // the server's limit, checked before sending
 const STAGES = {
   load: "Loading the model",
   encode: "Encoding the prompt",
@@ -93,6 +94,8 @@ function showDefaults() {
   for (const key of DEFAULTS) $(key).placeholder = model[key];
   // an image or a video to start from, for the models that take one
   const kind = inputKind(model);
+  if (String(kind) !== $("input-row").dataset.kind) $("input-file").value = ""; // no image as video
+  $("input-row").dataset.kind = String(kind);
   $("input-row").hidden = kind === null;
   if (kind !== null) {
     $("input-label").textContent =
@@ -141,6 +144,11 @@ function jobBody(fields) {
   const file = $("input-file").files[0];
   const model = models.find((m) => m.name === fields.model);
   const kind = model && inputKind(model);
+  const needed = kind === "video" || (kind === "image" && !model.takes_text);
+  if (needed && !file) throw new Error(`${model.name} starts from an ${kind}: choose one`);
+  if (file && file.size > MAX_UPLOAD_BYTES) {
+    throw new Error(`the file is larger than ${MAX_UPLOAD_BYTES / 2 ** 20} MiB; choose a smaller one`);
+  }
   if ($("input-row").hidden || !file || !kind) return fields;
   const body = new FormData();
   body.append("request", JSON.stringify(fields));
@@ -290,10 +298,6 @@ function media(job) {
   video.muted = video.defaultMuted = true; // the state, and the `muted` attribute
   video.preload = "auto"; // small local files; the first frame then shows without a click
   video.setAttribute("aria-label", `Video: ${job.prompt ?? "no prompt"}`);
-  if (!job.output_format) {
-    // made by the CLI, whose rows do not say the file type: it may be a GIF
-    video.addEventListener("error", () => video.replaceWith(image()), { once: true });
-  }
   return video;
 }
 
@@ -314,18 +318,21 @@ function addVideo(job, where) {
     rerun.addEventListener("click", () => rerunJob(job).catch((error) => say(error.message)));
     actions.append(rerun);
   }
-  const download = el("a", {
-    href: link(job.video_url, { download: "1" }),
-    download: "",
-    textContent: "Download",
-  });
-  download.setAttribute("aria-label", `Download video ${job.id}`);
-  actions.append(download);
+  // a CLI or Python run's file stays where its user put it: the service does not serve it
+  if (job.video_url) {
+    const download = el("a", {
+      href: link(job.video_url, { download: "1" }),
+      download: "",
+      textContent: "Download",
+    });
+    download.setAttribute("aria-label", `Download video ${job.id}`);
+    actions.append(download);
+  }
 
   const item = el(
     "li",
     { className: "card" },
-    media(job),
+    job.video_url ? media(job) : el("p", { className: "hint", textContent: job.note ?? "" }),
     el("p", { className: "prompt", textContent: job.prompt || "(no prompt)" }),
     el("p", { className: "hint", textContent: facts.join(" · ") }),
     actions,
