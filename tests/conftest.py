@@ -44,6 +44,8 @@ def hub() -> Callable[[str], Path]:
         card = CARDS_BY_NAME.get(model)
         if card is None:
             return place(HUB_CACHE, model, BUILDERS[model])
+        if card.local_path is not None:  # shipped with promptreel: nothing to place
+            return Path(card.local_path)
         for repo, _ in card.extra_repos.values():
             place(HUB_CACHE, repo, BUILDERS[repo])
         return place(HUB_CACHE, card.repo_id, BUILDERS[card.repo_id])

@@ -125,7 +125,7 @@ def generate(
 
     fields: dict[str, Any] = {
         "prompt": prompt,
-        "model": model or DEFAULT_MODEL,
+        "model": DEFAULT_MODEL if model is None else model,
         "device": device,
         "dtype": dtype,
         "offload": offload,
@@ -399,7 +399,7 @@ def eval_fidelity(
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("videos", total=None)
         result = evaluate(
-            model or DEFAULT_MODEL,
+            DEFAULT_MODEL if model is None else model,
             seed=seed,
             per_combination=per_combination,
             num_inference_steps=num_inference_steps,

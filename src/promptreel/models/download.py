@@ -178,8 +178,9 @@ def _sources_of(model: str) -> list[_Source]:
         card = find_card(model)  # raises the "unknown model, did you mean" error
     if card is None:
         return [_Source(model, "main", None, None)]
-    if card.local_path is not None and card.repo_id == card.local_path:
-        raise ModelNotFound(f"{model} is a local folder; there is nothing to download.")
+    if card.local_path is not None:
+        where = "a local folder" if card.repo_id == card.local_path else "part of promptreel"
+        raise ModelNotFound(f"{model} is {where}; there is nothing to download.")
     extra = [_Source(repo, "main", None, None) for repo, _ in card.extra_repos.values()]
     return [_Source(card.repo_id, card.revision, card.variant, card.pipeline_class), *extra]
 

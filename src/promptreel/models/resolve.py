@@ -73,6 +73,15 @@ def find_card(model: str, *, folders: bool = True) -> ModelCard:
 def locate(card: ModelCard) -> Path:
     """The folder holding the card's weights: its local folder or its snapshot in the cache."""
     if card.local_path is not None:
+        if not (Path(card.local_path) / "model_index.json").is_file():
+            raise ModelNotDownloaded(
+                f"{card.name}'s folder {card.local_path} has no model_index.json; "
+                + (
+                    "reinstall promptreel (its weights ship with the package)."
+                    if card.repo_id != card.local_path
+                    else "give a folder in diffusers layout."
+                )
+            )
         return Path(card.local_path)
     snapshot = cached_snapshot(card.repo_id, card.revision)
     missing = [card.repo_id] if snapshot is None else []
@@ -125,9 +134,11 @@ def card_from_folder(folder: Path, *, name: str, repo_id: str | None = None) -> 
             f"{name} is a {class_name}, not a video pipeline promptreel runs; the families it "
             f"runs are: {', '.join(sorted(FAMILIES))}."
         )
-    template = next((c for c in CARDS if c.family.pipeline_class == class_name), None)
+    # the family's hub cards: a shipped model (shapes, 64x64 only) sets no family's defaults
+    hub_cards = [c for c in CARDS if c.local_path is None]
+    template = next((c for c in hub_cards if c.family.pipeline_class == class_name), None)
     if template is None:
-        template = next(c for c in CARDS if c.family.image_pipeline_class == class_name)
+        template = next(c for c in hub_cards if c.family.image_pipeline_class == class_name)
     size = _native_size(folder) or (template.height, template.width)
     return dataclasses.replace(
         template,

@@ -327,7 +327,8 @@ def create_app(
                 return  # the browser reconnects after `retry`; no stream lives forever
             await asyncio.sleep(0.2)
 
-    @v1.api_route("/jobs/{job_id}/video", methods=["GET", "HEAD"], response_model=None)
+    @v1.head("/jobs/{job_id}/video", include_in_schema=False)  # GET's headers: one operation
+    @v1.get("/jobs/{job_id}/video", response_model=None)
     def job_video(job_id: JobId, request: Request, download: bool = False) -> FileResponse:
         """The finished video; range requests let a browser seek."""
         job = _get(store, job_id)

@@ -20,7 +20,7 @@ def check_job(body: Any, inputs: dict[str, Path]) -> dict[str, Any]:
     from the page) makes the same video.
     """
     fields = body.model_dump(exclude={"format"}, exclude_none=True)
-    fields["model"] = fields.get("model") or DEFAULT_MODEL
+    fields.setdefault("model", DEFAULT_MODEL)
     fields.setdefault("seed", secrets.randbelow(2**32))
     try:
         request = make_request(**fields, **inputs)

@@ -240,6 +240,7 @@ MODEL_INDEX = {
 def _save_weights(model: torch.nn.Module, folder: Path, name: str) -> None:
     state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / name), metadata={"format": "pt"})
+    (folder / name).chmod(0o644)  # safetensors writes 0600: an installed model must be readable
 
 
 def save_pipeline(
