@@ -17,12 +17,11 @@ from promptreel.jobs.files import outputs_dir, uploads_dir
 from promptreel.jobs.store import JobStore
 from promptreel.server.app import create_app
 
-SMALL = {"model": "modelscope", "num_frames": 4, "height": 32, "width": 32}
+SMALL = {"model": "shapes", "num_frames": 4}  # the model that ships with promptreel
 
 
 @pytest.fixture
-def client(hub) -> Iterator[TestClient]:
-    hub("modelscope")
+def client() -> Iterator[TestClient]:
     with TestClient(create_app(), base_url="http://localhost") as client:
         yield client
 
@@ -78,7 +77,7 @@ def test_a_job_is_queued_runs_and_its_video_plays(client) -> None:
     assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
     with av.open(io.BytesIO(video.content)) as container:
         frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(frames) == 4 and frames[0].shape == (32, 32, 3)
+    assert len(frames) == 4 and frames[0].shape == (64, 64, 3)
 
     part = client.get(done["video_url"], headers={"Range": "bytes=10-109"})
     assert part.status_code == 206
@@ -187,7 +186,7 @@ def test_list_is_paged_and_filtered(client) -> None:
     found = client.get("/v1/jobs", params={"q": "prompt 3"}).json()
     assert [j["id"] for j in found["jobs"]] == [ids[3]]
     assert client.get("/v1/jobs", params={"status": "failed"}).json()["total"] == 0
-    assert client.get("/v1/jobs", params={"model": "modelscope"}).json()["total"] == 5
+    assert client.get("/v1/jobs", params={"model": "shapes"}).json()["total"] == 5
     assert client.get("/v1/jobs", params={"status": "nope"}).status_code == 422
     assert client.get("/v1/jobs", params={"limit": 1000}).status_code == 422
 
@@ -277,9 +276,9 @@ def test_refused_uploads_leave_nothing(hub, client) -> None:
 def test_models_health_and_page(client) -> None:
     models = client.get("/v1/models").json()
     names = {m["name"] for m in models}
-    assert "modelscope" in names
+    assert {"shapes", "modelscope"} <= names
     assert all("path" not in m for m in models)
-    assert next(m for m in models if m["name"] == "modelscope")["downloaded"] is True
+    assert next(m for m in models if m["name"] == "shapes")["downloaded"] is True
     health = client.get("/v1/health").json()
     assert health["status"] == "ok" and health["queued"] == 0
     page = client.get("/")

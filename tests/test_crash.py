@@ -72,11 +72,10 @@ def _finished(job: dict) -> bool:
 
 
 @pytest.mark.timeout(900)
-def test_kill_9_during_a_job_loses_nothing(hub, promptreel_home: Path, tmp_path: Path) -> None:
-    hub("modelscope")
+def test_kill_9_during_a_job_loses_nothing(promptreel_home: Path, tmp_path: Path) -> None:
     outputs = promptreel_home / "outputs"
-    small = {"model": "modelscope", "num_frames": 4, "height": 32, "width": 32}
-    long = {"model": "modelscope", "num_frames": 8, "height": 64, "width": 64}
+    small = {"model": "shapes", "num_frames": 4}
+    long = {"model": "shapes", "num_frames": 16}
     port = _free_port()
     server = Server(port, tmp_path / "server.log")
     try:
@@ -122,8 +121,7 @@ def test_serve_refuses_an_open_address_without_a_token(cli, monkeypatch) -> None
     assert "--token" in result.err
 
 
-def test_serve_stops_cleanly_on_sigterm(hub, tmp_path: Path) -> None:
-    hub("modelscope")
+def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
     server = Server(_free_port(), tmp_path / "server.log")
     server.process.send_signal(signal.SIGTERM)
     assert server.process.wait(30) == 0
@@ -133,19 +131,16 @@ def test_serve_stops_cleanly_on_sigterm(hub, tmp_path: Path) -> None:
 
 
 def test_a_second_server_on_the_same_home_is_refused_and_touches_nothing(
-    hub, promptreel_home: Path, tmp_path: Path
+    promptreel_home: Path, tmp_path: Path
 ) -> None:
-    hub("modelscope")
     server = Server(_free_port(), tmp_path / "server.log")
     try:
         job = httpx.post(
             f"{server.url}/v1/jobs",
             json={
-                "model": "modelscope",
+                "model": "shapes",
                 "prompt": "p",
                 "num_frames": 8,
-                "height": 64,
-                "width": 64,
                 "num_inference_steps": 40,
             },
         ).json()
@@ -165,7 +160,7 @@ def test_a_second_server_on_the_same_home_is_refused_and_touches_nothing(
         server.stop()
 
 
-def test_a_taken_port_is_a_one_line_error(hub, tmp_path: Path) -> None:
+def test_a_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -182,22 +177,19 @@ def test_a_taken_port_is_a_one_line_error(hub, tmp_path: Path) -> None:
 
 
 def test_sigterm_with_a_page_watching_puts_the_job_back_at_once(
-    hub, promptreel_home: Path, tmp_path: Path
+    promptreel_home: Path, tmp_path: Path
 ) -> None:
     import threading
 
     from promptreel.jobs.store import JobStore
 
-    hub("modelscope")
     server = Server(_free_port(), tmp_path / "server.log")
     job = httpx.post(
         f"{server.url}/v1/jobs",
         json={
-            "model": "modelscope",
+            "model": "shapes",
             "prompt": "p",
             "num_frames": 8,
-            "height": 64,
-            "width": 64,
             "num_inference_steps": 200,
         },
     ).json()

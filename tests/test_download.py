@@ -96,7 +96,18 @@ def test_fetches_only_what_the_pipeline_loads_then_generates_offline(
 
     shown = json.loads(cli("models", "show", "modelscope", "--json").out)
     assert shown["downloaded"] is True
-    made = cli("generate", "a kite", "--seed", "1", "-o", "a.mp4", "--quiet", *SMALL)
+    made = cli(
+        "generate",
+        "a kite",
+        "--model",
+        "modelscope",
+        "--seed",
+        "1",
+        "-o",
+        "a.mp4",
+        "--quiet",
+        *SMALL,
+    )
     assert made.code == 0, made.err
 
 

@@ -7,7 +7,18 @@ import json
 import pytest
 from conftest import plain_video
 
-SMALL = ["--height", "32", "--width", "32", "--num-frames", "3", "--num-inference-steps", "2"]
+SMALL = [
+    "--model",
+    "modelscope",
+    "--height",
+    "32",
+    "--width",
+    "32",
+    "--num-frames",
+    "3",
+    "--num-inference-steps",
+    "2",
+]
 
 
 @pytest.fixture

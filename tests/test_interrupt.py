@@ -27,6 +27,8 @@ def test_ctrl_c_while_denoising_leaves_nothing(cli, workdir, monkeypatch) -> Non
     result = cli(
         "generate",
         "a kite",
+        "--model",
+        "modelscope",
         "--height",
         "32",
         "--width",

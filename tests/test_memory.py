@@ -122,7 +122,18 @@ def test_running_out_of_memory_says_what_to_try(hub, cli, workdir, monkeypatch) 
     import diffusers
 
     monkeypatch.setattr(diffusers.TextToVideoSDPipeline, "__call__", exhausted)
-    result = cli("generate", "a kite", "-o", "a.mp4", "--height", "32", "--width", "32")
+    result = cli(
+        "generate",
+        "a kite",
+        "--model",
+        "modelscope",
+        "-o",
+        "a.mp4",
+        "--height",
+        "32",
+        "--width",
+        "32",
+    )
     assert result.code == 1
     assert result.err.startswith("OutOfMemory:") and "--vae-tiling" in result.err
     assert list(workdir.iterdir()) == []

@@ -35,7 +35,11 @@ CASES = {
     "huge steps": (["a cat", "--num-inference-steps", "100000"], "num_inference_steps"),
     "odd height": (["a cat", "--height", "250"], "height"),
     "negative width": (["a cat", "--width", "-8"], "width"),
-    "too many pixels": (["a cat", "--height", "4096", "--width", "4096"], "pixels"),
+    "too many pixels": (
+        ["a cat", "--model", "modelscope", "--height", "4096", "--width", "4096"],
+        "pixels",
+    ),
+    "not the one size": (["a cat", "--height", "128", "--width", "128"], "only at 64x64"),
     "zero fps": (["a cat", "--fps", "0"], "fps"),
     "negative guidance": (["a cat", "--guidance-scale", "-1"], "guidance_scale"),
     "huge guidance": (["a cat", "--guidance-scale", "1e9"], "guidance_scale"),

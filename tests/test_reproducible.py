@@ -30,6 +30,7 @@ def test_same_seed_gives_identical_frames_through_the_cli(cli, workdir) -> None:
             "--output",
             name,
             "--quiet",
+            "--model=modelscope",
             *[f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()],
         )
         assert result.code == 0, result.err
@@ -91,7 +92,7 @@ def test_progress_reports_every_denoising_step() -> None:
 
 
 def test_eta_is_refused_where_the_sampler_ignores_it(cli, workdir) -> None:
-    args = [f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items()]
+    args = ["--model=modelscope", *(f"--{k.replace('_', '-')}={v}" for k, v in SMALL.items())]
     ignored = cli("generate", "a kite", "--param", "eta=1", "-o", "a.mp4", *args)
     assert ignored.code == 1 and "--scheduler ddim" in ignored.err  # modelscope runs dpm++
     used = cli(

@@ -20,7 +20,7 @@ from .errors import InvalidRequest
 from .models.card import ModelCard
 from .schedulers import SCHEDULERS, SWAPPABLE
 
-DEFAULT_MODEL = "modelscope"
+DEFAULT_MODEL = "shapes"  # ships inside the package: works offline from the first run
 MAX_PROMPT_CHARS = 4000
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 500

@@ -13,6 +13,8 @@ Where the numbers come from:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from promptreel.models.card import ModelCard
 from promptreel.models.families import FAMILIES
 
@@ -60,7 +62,35 @@ _COGVIDEOX_VAE = 215_583_907
 # variant; the repo carries fp32 files and fp16-suffixed ones.
 _SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
+# promptreel's own model: trained from scratch on the CPU (configs/shapes.toml,
+# docs/training.md) and shipped inside the package, so it works offline from the first run.
+SHAPES_FOLDER = Path(__file__).resolve().parent.parent / "weights" / "shapes"
+_SHAPES_COMPONENTS = {"unet": 1_275_076, "vae": 1_250_759, "text_encoder": 145_536}
+
 CARDS: tuple[ModelCard, ...] = (
+    ModelCard(
+        name="shapes",
+        family=FAMILIES["TextToVideoSDPipeline"],
+        repo_id="promptreel/shapes",
+        # the training world: 64x64, 16 frames at 8 fps (2 s)
+        width=64,
+        height=64,
+        num_frames=16,
+        fps=8,
+        num_inference_steps=20,  # docs/benchmarks.md: fidelity and time by steps
+        guidance_scale=7.5,
+        dtype="float32",  # 11 MB: half precision would save nothing worth its risk
+        licence="apache-2.0",
+        # trained at 64x64 only; the frames are free (a temporal model), within reason
+        fixed_size=True,
+        max_frames=64,
+        max_pixels=64 * 64,
+        components=dict(_SHAPES_COMPONENTS),
+        description="promptreel's own, trained on a CPU: one coloured circle, square or "
+        "triangle moving on black, 64x64, 2 s",
+        local_path=str(SHAPES_FOLDER),
+        revision="2026-11-30",  # the day the shipped weights were trained: a new set, a new date
+    ),
     ModelCard(
         name="modelscope",
         family=FAMILIES["TextToVideoSDPipeline"],
