@@ -129,7 +129,7 @@ def page(browser: Browser, serve: Callable[..., str]) -> Iterator[Page]:
 
 def fill_small_job(page: Page, prompt: str) -> None:
     page.fill("#prompt", prompt)
-    for field, value in {"num_frames": "4", "num_inference_steps": "4"}.items():
+    for field, value in {"num_frames": "8", "num_inference_steps": "12"}.items():
         page.fill(f"#{field}", value)
 
 
@@ -142,7 +142,7 @@ def test_a_video_made_from_the_page(serve: Callable[..., str], page: Page) -> No
     base = serve(token=TOKEN)
     page.goto(f"{base}/#token={TOKEN}")
     page.select_option("#model", "shapes")
-    fill_small_job(page, "a red ball bouncing")
+    fill_small_job(page, "a blue square moving left")
     page.press("#num_inference_steps", "Enter")
 
     # queued and followed live: the bar leaves the queue only on the stream's `done` event
@@ -164,11 +164,11 @@ def test_a_video_made_from_the_page(serve: Callable[..., str], page: Page) -> No
     assert video.evaluate("v => v.controls && v.loop && v.muted && v.playsInline")
 
     card = page.locator("#gallery li").first
-    expect(card.locator(".prompt")).to_have_text("a red ball bouncing")
+    expect(card.locator(".prompt")).to_have_text("a blue square moving left")
     record = card.locator("details")
     assert record.get_attribute("open") is None  # folded away until asked for
-    expect(record.locator("pre")).to_contain_text('"prompt": "a red ball bouncing"')
-    expect(record.locator("pre")).to_contain_text('"num_frames": 4')
+    expect(record.locator("pre")).to_contain_text('"prompt": "a blue square moving left"')
+    expect(record.locator("pre")).to_contain_text('"num_frames": 8')
 
     download = card.get_by_role("link", name="Download video 1")
     href = download.get_attribute("href")
