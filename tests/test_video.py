@@ -689,3 +689,17 @@ def test_read_video_first_decodes_only_the_start(tmp_path: Path) -> None:
     start, _ = read_video(path, first=4, max_frames=5)  # longer than max_frames, yet fine
     assert start.shape == (4, 16, 16, 3)
     assert abs(float(start[3].mean()) - 30) < 4
+
+
+def test_the_same_frames_always_make_the_same_mp4(tmp_path) -> None:
+    """x264 with several threads wrote different files from the same frames on a busy CPU."""
+    import hashlib
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (16, 64, 64, 3), dtype=np.uint8)
+    video = video_module.Video(frames, fps=8.0, record={})
+    digests = set()
+    for _ in range(8):
+        path = video.save(tmp_path / "same.mp4", overwrite=True)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1

@@ -85,7 +85,9 @@ _READ_OPTIONS = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "file"}
 _READABLE = "MP4, MOV, WebM, MKV, AVI, GIF, FLV, MPEG-TS or OGG"
 _IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
-_MP4_OPTIONS = {"crf": "18", "preset": "medium"}
+# One encoder thread: x264's threads made different files (and frames) from the same frames
+# when the CPU was busy, and the same seed must give the same video.
+_MP4_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1"}
 # Without crf and b=0 libvpx-vp9 targets 256 kbit/s whatever the size: blocky at 720p.
 _WEBM_OPTIONS = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
 _BT709 = 1  # AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == AVCOL_SPC_BT709 in FFmpeg's enums
