@@ -85,9 +85,7 @@ _READ_OPTIONS = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "file"}
 _READABLE = "MP4, MOV, WebM, MKV, AVI, GIF, FLV, MPEG-TS or OGG"
 _IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
-# One encoder thread: x264's threads made different files (and frames) from the same frames
-# when the CPU was busy, and the same seed must give the same video.
-_MP4_OPTIONS = {"crf": "18", "preset": "medium", "threads": "1"}
+_MP4_OPTIONS = {"crf": "18", "preset": "medium"}
 # Without crf and b=0 libvpx-vp9 targets 256 kbit/s whatever the size: blocky at 720p.
 _WEBM_OPTIONS = {"crf": "30", "b": "0", "row-mt": "1", "deadline": "good", "cpu-used": "4"}
 _BT709 = 1  # AVCOL_PRI_BT709 == AVCOL_TRC_BT709 == AVCOL_SPC_BT709 in FFmpeg's enums
@@ -457,6 +455,11 @@ def _encode(frames: np.ndarray, fps: Fraction, temp: Path, kind: str, *, comment
         stream = container.add_stream(codec, rate=fps, options=codec_options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = 1 / fps  # frame i at pts i: exact for any rational fps
+        if kind == ".mp4":
+            # One x264 thread: with several, the same frames made different videos on a busy
+            # CPU, and the same seed must give the same video. (A `threads` codec option is
+            # overridden by PyAV's own thread_count.)
+            stream.codec_context.thread_count = 1
         if kind != ".gif":
             context = stream.codec_context
             context.colorspace = context.color_primaries = context.color_trc = _BT709
