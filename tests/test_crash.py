@@ -44,6 +44,13 @@ class Server:
                 time.sleep(0.1)
         raise AssertionError("the server did not start:\n" + log.read_text())
 
+    def running_job(self, steps: int) -> dict:
+        """Queue an 8-frame shapes job of `steps` steps; return it once it is denoising."""
+        body = {"model": "shapes", "prompt": "p", "num_frames": 8, "num_inference_steps": steps}
+        job = httpx.post(f"{self.url}/v1/jobs", json=body).json()
+        self.wait(job["id"], lambda j: j["progress"]["step"] > 0)
+        return job
+
     def job(self, job_id: int) -> dict:
         return httpx.get(f"{self.url}/v1/jobs/{job_id}", timeout=10).json()
 
@@ -135,16 +142,7 @@ def test_a_second_server_on_the_same_home_is_refused_and_touches_nothing(
 ) -> None:
     server = Server(_free_port(), tmp_path / "server.log")
     try:
-        job = httpx.post(
-            f"{server.url}/v1/jobs",
-            json={
-                "model": "shapes",
-                "prompt": "p",
-                "num_frames": 8,
-                "num_inference_steps": 40,
-            },
-        ).json()
-        server.wait(job["id"], lambda j: j["progress"]["step"] > 0)
+        job = server.running_job(steps=40)
         second = subprocess.run(
             [sys.executable, "-m", "promptreel", "serve", "--port", str(_free_port())],
             capture_output=True,
@@ -184,16 +182,7 @@ def test_sigterm_with_a_page_watching_puts_the_job_back_at_once(
     from promptreel.jobs.store import JobStore
 
     server = Server(_free_port(), tmp_path / "server.log")
-    job = httpx.post(
-        f"{server.url}/v1/jobs",
-        json={
-            "model": "shapes",
-            "prompt": "p",
-            "num_frames": 8,
-            "num_inference_steps": 200,
-        },
-    ).json()
-    server.wait(job["id"], lambda j: j["progress"]["step"] > 0)
+    job = server.running_job(steps=200)
 
     def watch() -> None:  # an open event stream, as the page keeps
         with httpx.stream("GET", f"{server.url}/v1/jobs/{job['id']}/events", timeout=60) as r:
