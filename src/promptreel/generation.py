@@ -11,7 +11,8 @@ import importlib.metadata
 import inspect
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,7 +181,8 @@ def run(
     torch.manual_seed(settings.seed)
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     try:
-        output = pipe(**kwargs, generator=generator, output_type="np")
+        with _torch_kernels():
+            output = pipe(**kwargs, generator=generator, output_type="np")
     except torch.OutOfMemoryError:
         unload()  # free what the failed job held, so the next one starts clean
         raise OutOfMemory(
@@ -197,6 +199,23 @@ def run(
     record["timings"] = {k: round(v, 3) for k, v in timings.items()}
     record["pipeline_reused"] = reused
     return Video(frames=frames, fps=settings.fps, record=record)
+
+
+@contextmanager
+def _torch_kernels() -> Iterator[None]:
+    """Run on torch's own CPU kernels, not oneDNN's.
+
+    The same seed must give the same frames however many threads run it (and however many a
+    busy CPU lets run): oneDNN's convolutions split their sums by the thread count (measured on
+    the shapes UNet's temporal convolutions), torch's own do not. (`mkldnn.flags()` would also
+    warn about Intel GPUs on every call.)
+    """
+    before = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = before
 
 
 class _StageClock:
