@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import promptreel
@@ -110,3 +111,29 @@ def test_eta_is_refused_where_the_sampler_ignores_it(cli, workdir) -> None:
         *args,
     )
     assert used.code == 0, used.err
+
+
+def test_the_same_seed_gives_the_same_frames_whatever_the_thread_count(hub) -> None:
+    # a busy machine, OMP_NUM_THREADS or another core count must not change the video
+    from promptreel.generation import generate
+
+    hub("modelscope")
+    threads = torch.get_num_threads()
+    videos = []
+    try:
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            video = generate(
+                "a fox",
+                model="modelscope",
+                num_frames=4,
+                height=32,
+                width=32,
+                num_inference_steps=2,
+                seed=3,
+                history=False,
+            )
+            videos.append(video.frames)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(*videos)
