@@ -49,6 +49,9 @@ def test_default_model_is_shapes_and_the_cli_needs_nothing_else(cli, workdir: Pa
     assert frames.shape == (16, 64, 64, 3) and fps == 8
     record = read_record(workdir / "red.mp4")
     assert record["model"]["name"] == "shapes"
+    again = cli("generate", "a red circle moving right", "--seed", "1", "-o", "again.mp4")
+    assert again.code == 0, again.err
+    assert np.array_equal(read_video(workdir / "again.mp4")[0], frames)  # the same seed
 
 
 def test_models_show_gives_the_folder(cli) -> None:
