@@ -25,7 +25,7 @@ def main() -> None:
     from diffusers import DDPMScheduler, DiffusionPipeline
 
     from promptreel.train.model import tokenize
-    from promptreel.train.shapes import read_dataset
+    from promptreel.train.shapes import CANONICAL_TEMPLATE, read_dataset
     from promptreel.train.trainer import encode_clips
     from promptreel.video import read_video
 
@@ -46,7 +46,9 @@ def main() -> None:
     x0 = x0 / scale * pipe.vae.config.scaling_factor  # the scale the model was trained at
 
     def caption(row: dict, direction: str) -> str:
-        return f"a {row['colour']} {row['shape']} moving {direction}"
+        return CANONICAL_TEMPLATE.format(
+            colour=row["colour"], shape=row["shape"], direction=direction
+        )
 
     prompts = {
         "true caption": [caption(r, r["direction"]) for r in chosen],
