@@ -47,6 +47,31 @@ def test_ctrl_c_while_denoising_leaves_nothing(cli, workdir, monkeypatch) -> Non
     assert files_in(workdir) == set()
 
 
+def test_ctrl_c_that_a_library_turns_into_another_error_still_reads_as_interrupted(
+    cli, workdir, monkeypatch
+) -> None:
+    """Ctrl-C inside numpy's import once surfaced as `ImportError: cannot load module more than
+    once per process`: the interrupt, not the error it left, is what the user must see."""
+
+    def interrupt_inside_an_import(self, n: int = 1) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)  # the handler runs here, as it would inside a module being imported
+        except KeyboardInterrupt:
+            raise ImportError("cannot load module more than once per process") from None
+
+    monkeypatch.setattr(promptreel.generation._StageClock, "update", interrupt_inside_an_import)
+    result = cli(
+        "generate", "a kite", "--model", "modelscope", "--height", "32", "--width", "32",
+        "--num-frames", "3", "--num-inference-steps", "2", "--seed", "1",
+    )  # fmt: skip
+    assert result.code == 130
+    assert result.err.strip().splitlines() == [
+        "Interrupted: stopped; no partial file was left behind"
+    ]
+    assert files_in(workdir) == set()
+
+
 @pytest.mark.parametrize("moment", ["starting", "denoising", "writing"])
 def test_sigint_to_a_running_command_leaves_a_whole_video_or_nothing(tmp_path, moment) -> None:
     """A real SIGINT, as a terminal sends it, at three moments of a real process."""

@@ -42,21 +42,23 @@ def main(argv: list[str] | None = None) -> None:
     if not DEBUG:
         _quiet_libraries()
     # `kill` and a closing terminal get the same clean-up as Ctrl-C: no partial file remains
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    interrupted: list[int] = []
+
+    def interrupt(signum: int, frame: object) -> None:
+        interrupted.append(signum)
+        raise KeyboardInterrupt
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {sig: signal.signal(sig, interrupt) for sig in signals}
     try:
         code = app(args=argv, prog_name="promptreel", standalone_mode=False)
-    except PromptreelError as exc:
-        if DEBUG:
-            raise
-        _fail(type(exc).__name__, str(exc), 1)
-    except typer.TyperException as exc:  # Typer's own (vendored Click) usage errors
-        ctx = getattr(exc, "ctx", None)
-        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-            print(ctx.get_help(), file=sys.stderr)
-            sys.exit(2)
-        _fail("UsageError", exc.format_message(), getattr(exc, "exit_code", 2))
     except (KeyboardInterrupt, typer.Abort):
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
+    except Exception as exc:
+        # Ctrl-C inside an import (numpy's, say) can surface later as an unrelated ImportError
+        if interrupted:
+            _fail("Interrupted", "stopped; no partial file was left behind", 130)
+        _report(exc)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -65,8 +67,17 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(code if isinstance(code, int) else 0)
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _report(exc: Exception) -> None:
+    """Exit with one line for an error the user can act on; re-raise anything else."""
+    if isinstance(exc, PromptreelError) and not DEBUG:
+        _fail(type(exc).__name__, str(exc), 1)
+    if isinstance(exc, typer.TyperException):  # Typer's own (vendored Click) usage errors
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help(), file=sys.stderr)
+            sys.exit(2)
+        _fail("UsageError", exc.format_message(), getattr(exc, "exit_code", 2))
+    raise exc
 
 
 def _fail(kind: str, message: str, code: int) -> None:
