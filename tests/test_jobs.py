@@ -143,3 +143,25 @@ def test_recover_leaves_cli_rows_and_fails_those_whose_process_died(tmp_path: Pa
     orphan = store.get(gone)
     assert orphan.status == "failed" and "process ended" in orphan.reason
     assert store.remove(gone).id == gone and store.get(gone) is None
+
+
+def test_a_row_whose_pid_now_belongs_to_another_process_is_settled(tmp_path: Path) -> None:
+    """After a restart the pid of a killed `generate` may be reused: the row must not stay
+    `running` for ever because some other process now has that number."""
+    import subprocess
+    import sys
+
+    store = JobStore(tmp_path / "db")
+    reused = store.add({"model": "a", "prompt": "p"}, source="cli", status="running")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with store._connect() as db:
+            db.execute(
+                "UPDATE jobs SET owner_pid=?, owner_start='an-earlier-boot:42' WHERE id=?",
+                (other.pid, reused),
+            )
+        JobStore(tmp_path / "db")
+        assert store.get(reused).status == "failed"
+    finally:
+        other.kill()
+        other.wait()

@@ -66,6 +66,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         # the process running a CLI or Python row: a row whose process died is not `running`
         "ALTER TABLE jobs ADD COLUMN owner_pid INTEGER",
     ),
+    (
+        "owner_start",
+        # when that process started: after a restart its pid may belong to another process
+        "ALTER TABLE jobs ADD COLUMN owner_start TEXT",
+    ),
 ]
 
 
@@ -107,13 +112,14 @@ class Job:
     finished_at: float | None
     skipped: int = field(default=0, repr=False)
     owner_pid: int | None = field(default=None, repr=False)
+    owner_start: str | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
         return self.status in FINISHED
 
     def to_dict(self) -> dict[str, Any]:
-        hidden = ("skipped", "owner_pid", "stage", "step")
+        hidden = ("skipped", "owner_pid", "owner_start", "stage", "step")
         data = {k: v for k, v in self.__dict__.items() if k not in hidden}
         data["progress"] = {"stage": self.stage, "step": self.step, "total": self.total}
         data.pop("total")
@@ -212,8 +218,8 @@ class JobStore:
                     return None
             cursor = db.execute(
                 "INSERT INTO jobs (source, status, model, prompt, request, output_format, seed,"
-                " created_at, started_at, attempts, owner_pid)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, started_at, attempts, owner_pid, owner_start)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     source,
                     status,
@@ -226,6 +232,7 @@ class JobStore:
                     now if status == "running" else None,
                     1 if status == "running" else 0,
                     os.getpid() if status == "running" else None,
+                    _process_start(os.getpid()) if status == "running" else None,
                 ),
             )
             return int(cursor.lastrowid or 0)
@@ -367,10 +374,11 @@ class JobStore:
         fail, so that they can be removed and are not shown as running for ever."""
         with self._connect() as db:
             rows = db.execute(
-                "SELECT id, owner_pid FROM jobs WHERE status='running' AND source!='service'"
+                "SELECT id, owner_pid, owner_start FROM jobs"
+                " WHERE status='running' AND source!='service'"
             ).fetchall()
             for row in rows:
-                if not _alive(row["owner_pid"]):
+                if not _alive(row["owner_pid"], row["owner_start"]):
                     db.execute(
                         "UPDATE jobs SET status='failed', reason='the process ended before "
                         "finishing', finished_at=?, eta=NULL WHERE id=? AND status='running'",
@@ -434,18 +442,29 @@ class JobStore:
         return _job(row) if row is not None else None
 
 
-def _alive(pid: int | None) -> bool:
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started, as "boot id:clock ticks since boot" (Linux), else None."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{boot}:{stat.rsplit(')', 1)[1].split()[19]}"  # field 22; the name may hold spaces
+
+
+def _alive(pid: int | None, start: str | None) -> bool:
+    """Whether the process that ran a row still runs: same pid and, where known, same start."""
     if pid is None:  # a row from before owner_pid was recorded
         return False
-    if pid == os.getpid() or sys.platform == "win32":  # Windows: no signal 0 to ask with
+    if sys.platform == "win32":  # no signal 0 to ask with
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except (PermissionError, OSError):  # another user's process, or no way to tell
-        return True
-    return True
+        pass
+    return start is None or _process_start(pid) in (start, None)
 
 
 def _int64(value: Any) -> int | None:
