@@ -23,6 +23,7 @@ LOG_EVERY = 20
 def main() -> None:
     from promptreel.train.config import load_config
     from promptreel.train.model import build_unet
+    from promptreel.train.shapes import SIDE
 
     parser = argparse.ArgumentParser()
     parser.add_argument("config")
@@ -35,7 +36,7 @@ def main() -> None:
     config = load_config(args.config)
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    side = 64 // config.vae_factor
+    side = SIDE // config.vae_factor
     unet = build_unet(config, latent_size=side)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=config.unet_lr)
     length = args.frames if args.axis == "time" else side
