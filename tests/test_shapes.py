@@ -143,6 +143,27 @@ def test_sample_clip_draws_the_whole_range_and_keeps_what_is_given() -> None:
         sample_clip(rng, colour="black")
 
 
+def test_spread_narrows_the_start_around_a_centred_path() -> None:
+    everywhere = random_clips(300, seed=5)
+    assert random_clips(300, seed=5) == [
+        sample_clip(rng, spread=1.0) for rng in [np.random.default_rng(5)] for _ in range(300)
+    ]
+    rng = np.random.default_rng(5)
+    for clip in [sample_clip(rng, spread=0.0) for _ in range(300)]:
+        dx, dy = shapes._STEP[clip.direction]
+        travel = clip.speed * (shapes.FRAMES - 1)
+        middle = (clip.x + dx * travel / 2, clip.y + dy * travel / 2)  # of the path
+        assert middle == pytest.approx((SIDE / 2, SIDE / 2), abs=0.01)
+    rng = np.random.default_rng(5)
+    half = [sample_clip(rng, spread=0.5) for _ in range(300)]
+    for spread, clips in ((1.0, everywhere), (0.5, half)):
+        starts = [c.x for c in clips if c.direction in ("up", "down")]
+        assert np.ptp(starts) == pytest.approx(spread * (SIDE - 2 - 14), abs=3)
+    for bad in (-0.1, 1.5, True, "all"):
+        with pytest.raises(InvalidRequest, match="`spread` must be a number from 0 to 1"):
+            sample_clip(rng, spread=bad)
+
+
 # ---------------------------------------------------------------------------------------------
 # Captions
 

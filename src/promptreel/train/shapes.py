@@ -113,9 +113,13 @@ def sample_clip(
     colour: str | None = None,
     shape: str | None = None,
     direction: str | None = None,
+    spread: float = 1.0,
 ) -> Clip:
     """Random attributes (those given are kept), drawn uniformly; the shape, with a `MARGIN`,
     stays in view for all `FRAMES` frames of a `SIDE` x `SIDE` clip.
+
+    `spread` is the share of that room the start position is drawn from, around its middle:
+    1 = anywhere in view, 0 = the path always centred in the frame.
 
     Speed and position are rounded to 1/100 px so that metadata reads cleanly; the bounds are
     applied after rounding, so they hold exactly.
@@ -123,6 +127,7 @@ def sample_clip(
     _check_choice("colour", colour, tuple(COLOURS))
     _check_choice("shape", shape, SHAPES)
     _check_choice("direction", direction, DIRECTIONS)
+    _check_spread(spread)
     colour = colour or str(rng.choice(list(COLOURS)))
     shape = shape or str(rng.choice(SHAPES))
     direction = direction or str(rng.choice(DIRECTIONS))
@@ -134,19 +139,26 @@ def sample_clip(
     low, high = MARGIN + size / 2, SIDE - MARGIN - size / 2
     travel = speed * (FRAMES - 1)
     dx, dy = _STEP[direction]
-    x = _uniform_in(rng, low + max(-dx, 0) * travel, high - max(dx, 0) * travel)
-    y = _uniform_in(rng, low + max(-dy, 0) * travel, high - max(dy, 0) * travel)
+    x = _uniform_in(rng, low + max(-dx, 0) * travel, high - max(dx, 0) * travel, spread)
+    y = _uniform_in(rng, low + max(-dy, 0) * travel, high - max(dy, 0) * travel, spread)
     return Clip(colour, shape, direction, size, speed, x, y)
 
 
-def _uniform_in(rng: np.random.Generator, low: float, high: float) -> float:
+def _uniform_in(rng: np.random.Generator, low: float, high: float, spread: float) -> float:
     assert low <= high, f"no room for the shape: [{low}, {high}]"
+    margin = (high - low) * (1.0 - spread) / 2
+    low, high = low + margin, high - margin
     return min(max(round(float(rng.uniform(low, high)), 2), low), high)
 
 
 def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:
     if value is not None and value not in allowed:
         raise ValueError(f"`{name}` must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _check_spread(spread: float) -> None:
+    if isinstance(spread, bool) or not isinstance(spread, int | float) or not 0 <= spread <= 1:
+        raise InvalidRequest(f"`spread` must be a number from 0 to 1, not {spread!r}")
 
 
 def _check_clip(clip: Clip) -> None:
@@ -357,13 +369,14 @@ METADATA = "metadata.jsonl"
 VIDEOS = "videos"
 
 
-def write_dataset(out: Path, *, count: int, seed: int) -> None:
+def write_dataset(out: Path, *, count: int, seed: int, spread: float = 1.0) -> None:
     """Render `count` clips with captions into the folder `out`, the same bytes for a seed.
 
     The colour x shape x direction combinations (84) are dealt in a seeded shuffled order, one
     round after another, so any 84 consecutive clips hold each exactly once; size, speed,
-    position and caption are random. Each video carries its record (prompt = caption, the
-    attributes, seed and index) in its tags and as `NAME.mp4.json`.
+    position (within `spread`, as in `sample_clip`) and caption are random. Each video carries
+    its record (prompt = caption, the attributes, seed and index) in its tags and as
+    `NAME.mp4.json`.
 
     Refuses (`OutputError`) an `out` that exists and is not an empty folder, or whose parent
     does not exist. The dataset is built in a hidden folder beside `out` and renamed into place
@@ -374,6 +387,7 @@ def write_dataset(out: Path, *, count: int, seed: int) -> None:
         raise InvalidRequest(f"`count` must be a positive whole number, not {count!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidRequest(f"`seed` must be a whole number >= 0, not {seed!r}")
+    _check_spread(spread)
     target = Path(os.path.abspath(os.fspath(out)))
     where = f"dataset folder {os.fspath(out)!r}"
     if os.path.lexists(target) and not (target.is_dir() and not target.is_symlink()):
@@ -387,7 +401,7 @@ def write_dataset(out: Path, *, count: int, seed: int) -> None:
     temp = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
     try:
         (temp / VIDEOS).mkdir(parents=True)
-        rows = _write_clips(temp, count=count, seed=seed)
+        rows = _write_clips(temp, count=count, seed=seed, spread=spread)
         lines = "".join(json.dumps(row) + "\n" for row in rows)
         with open(temp / METADATA, "w", encoding="utf-8") as file:
             file.write(lines)
@@ -409,7 +423,7 @@ def write_dataset(out: Path, *, count: int, seed: int) -> None:
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _write_clips(folder: Path, *, count: int, seed: int) -> list[dict[str, Any]]:
+def _write_clips(folder: Path, *, count: int, seed: int, spread: float) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     combinations = list(itertools.product(COLOURS, SHAPES, DIRECTIONS))
     rows: list[dict[str, Any]] = []
@@ -418,7 +432,7 @@ def _write_clips(folder: Path, *, count: int, seed: int) -> list[dict[str, Any]]
         if not order:  # a new round: every combination once, in a fresh order
             order = [int(i) for i in rng.permutation(len(combinations))]
         colour, shape, direction = combinations[order.pop()]
-        clip = sample_clip(rng, colour=colour, shape=shape, direction=direction)
+        clip = sample_clip(rng, colour=colour, shape=shape, direction=direction, spread=spread)
         text = caption(clip, rng)
         file = f"{VIDEOS}/{index:06d}.mp4"
         attributes = asdict(clip)

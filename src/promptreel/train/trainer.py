@@ -146,7 +146,13 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """The simple loss of Ho et al. 2020 (Algorithm 1), as epsilon or v (Salimans & Ho 2022)."""
     noise = torch.randn(x0.shape, generator=gen)
-    t = torch.randint(0, schedule.config.num_train_timesteps, (x0.shape[0],), generator=gen)
+    steps = schedule.config.num_train_timesteps
+    if config.timestep_bias > 0:  # density ~ t**bias: more of the noisy end, where the caption
+        # alone must lay out the clip
+        u = torch.rand(x0.shape[0], generator=gen) ** (1 / (1 + config.timestep_bias))
+        t = (u * steps).long().clamp(max=steps - 1)
+    else:
+        t = torch.randint(0, steps, (x0.shape[0],), generator=gen)
     xt = schedule.add_noise(x0, noise, t)  # sqrt(abar) x0 + sqrt(1 - abar) eps
     # v = sqrt(abar) eps - sqrt(1 - abar) x0
     v_pred = config.prediction_type == "v_prediction"
@@ -428,22 +434,19 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
         from .shapes import write_dataset
 
         data.parent.mkdir(parents=True, exist_ok=True)
-        write_dataset(data, count=config.data_count, seed=config.data_seed)
+        write_dataset(
+            data, count=config.data_count, seed=config.data_seed, spread=config.data_start_spread
+        )
     latents_path = out / "latents.pt"
     need_frames = state is None or state["stage"] == "vae" or not latents_path.exists()
-    if need_frames and state is not None and state["stage"] == "latents":
-        raise InvalidRequest(f"vae_from {config.vae_from!r}: has no latents.pt")
     clips, captions = read_clips(data, num_frames=config.num_frames) if need_frames else (None, [])
+    captions = captions or state["captions"]
     if state is None or state["stage"] == "latents":
-        for stale in (out / "samples", out / "model"):
+        for stale in (out / "samples", out / "model", out / "tokenizer"):
             shutil.rmtree(stale, ignore_errors=True)
-    if state is None:
-        shutil.rmtree(out / "tokenizer", ignore_errors=True)
         M.write_tokenizer(
             out / "tokenizer", M.caption_words(captions), max_length=config.text_max_length
         )
-    else:
-        captions = captions or state["captions"]
     height = clips.shape[2] if clips is not None else state["height"]
     latent_size = height // config.vae_factor
     tokenizer, text_encoder, vae, unet = _build(config, out, latent_size)
@@ -621,17 +624,21 @@ def encode_clips(vae: Any, clips: torch.Tensor, batch: int = 64) -> tuple[torch.
 
 
 def _start_from_vae(source: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
-    """The start of stage 2 with the finished VAE and latent cache of another run."""
+    """The start of stage 2 with the finished VAE of another run, and its latent cache if
+    that run read the same data."""
     where = f"vae_from {str(source)!r}"
     if not (source / "checkpoint.pt").exists():
         raise InvalidRequest(f"{where}: has no checkpoint.pt; is it a training output folder?")
     prior = load_checkpoint(source / "checkpoint.pt")
     if prior["stage"] == "vae":
         raise InvalidRequest(f"{where}: its VAE stage is not finished; resume it first")
-    shutil.rmtree(out / "tokenizer", ignore_errors=True)
-    words = M.caption_words(prior["captions"])
-    M.write_tokenizer(out / "tokenizer", words, max_length=config.text_max_length)
-    if source.resolve() != out.resolve() and (source / "latents.pt").exists():
+    (out / "latents.pt").unlink(missing_ok=True)
+    data_keys = ("data", "data_count", "data_seed", "data_start_spread")
+    defaults = TrainConfig().to_dict()
+    same_data = all(
+        prior["config"].get(key, defaults[key]) == getattr(config, key) for key in data_keys
+    )
+    if same_data and source.resolve() != out.resolve() and (source / "latents.pt").exists():
         shutil.copyfile(source / "latents.pt", out / "latents.pt")
     keep = ("vae", "scaling_factor", "captions", "height")
     return {"stage": "latents", **{key: prior[key] for key in keep}}
