@@ -149,7 +149,7 @@ def test_spread_narrows_the_start_around_a_centred_path() -> None:
         sample_clip(rng, spread=1.0) for rng in [np.random.default_rng(5)] for _ in range(300)
     ]
     rng = np.random.default_rng(5)
-    for clip in [sample_clip(rng, spread=0.0) for _ in range(300)]:
+    for clip in [sample_clip(rng, spread=0.0) for _ in range(3000)]:
         dx, dy = shapes._STEP[clip.direction]
         travel = clip.speed * (shapes.FRAMES - 1)
         middle = (clip.x + dx * travel / 2, clip.y + dy * travel / 2)  # of the path

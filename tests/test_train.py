@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import torch
@@ -20,7 +18,7 @@ from promptreel.errors import InvalidRequest
 from promptreel.train import model as M
 from promptreel.train.config import TrainConfig, config_from_dict, load_config
 from promptreel.train.shapes import write_dataset
-from promptreel.train.trainer import diffusion_loss, export_model, train
+from promptreel.train.trainer import export_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BABY = ROOT / "configs" / "baby.toml"
@@ -114,26 +112,6 @@ def test_vae_from_reuses_the_latents_of_the_same_data_and_encodes_other_data(
     assert saved["captions"] == [row["caption"] for row in rows]
     reused = torch.load(run / "checkpoint.pt", weights_only=False)["vae"]
     assert all(torch.equal(saved["vae"][key], value) for key, value in reused.items())
-
-
-@pytest.mark.parametrize("bias", [0.0, 1.0, 3.0])
-def test_timestep_bias_draws_more_of_the_noisy_end(bias: float) -> None:
-    seen: list[torch.Tensor] = []
-
-    def unet(xt: torch.Tensor, t: torch.Tensor, encoder_hidden_states: torch.Tensor) -> Any:
-        seen.append(t)
-        return SimpleNamespace(sample=torch.zeros_like(xt))
-
-    config = replace(TrainConfig(), timestep_bias=bias)
-    schedule = M.noise_scheduler(config)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(20):
-        x0 = torch.zeros(200, 1, 1, 1, 1)
-        diffusion_loss(unet, lambda ids: (ids,), x0, torch.zeros(200, 1), schedule, config, gen)
-    t = torch.cat(seen).float()
-    assert t.min() >= 0 and t.max() <= 999
-    # density ~ t**bias on [0, 1000): mean (bias + 1) / (bias + 2) of the range
-    assert t.mean() / 1000 == pytest.approx((bias + 1) / (bias + 2), abs=0.02)
 
 
 def test_export_runs_in_plain_diffusers_offline(run: Path) -> None:

@@ -61,7 +61,6 @@ class TrainConfig:
     prediction_type: str = "v_prediction"  # "epsilon" or "v_prediction"
     beta_schedule: str = "squaredcos_cap_v2"  # the noise schedule (a diffusers beta_schedule)
     snr_gamma: float = 0.0  # min-SNR-gamma loss weighting (Hang et al. 2023); 0 = off
-    timestep_bias: float = 0.0  # draw noise levels t with density ~ t**bias; 0 = uniform
     sampler: str = "dpm"  # the saved scheduler: "dpm" (DPM-Solver++ 2M) or "ddim"
     unet_steps: int = 20000  # optimizer steps
     unet_batch: int = 8  # clips per step
@@ -167,7 +166,6 @@ def _check_values(c: TrainConfig, where: str) -> None:
         ("ema_decay", 0.0 <= c.ema_decay < 1.0, "in [0, 1)"),
         ("caption_dropout", 0.0 <= c.caption_dropout < 1.0, "in [0, 1)"),
         ("data_start_spread", 0.0 <= c.data_start_spread <= 1.0, "in [0, 1]"),
-        ("timestep_bias", 0.0 <= c.timestep_bias <= 10.0, "in [0, 10]"),
         ("threads", c.threads >= 1, "at least 1"),
         ("text_max_length", 4 <= c.text_max_length <= 77, "between 4 and 77"),
     ]

@@ -146,9 +146,8 @@ def sample_clip(
 
 def _uniform_in(rng: np.random.Generator, low: float, high: float, spread: float) -> float:
     assert low <= high, f"no room for the shape: [{low}, {high}]"
-    margin = (high - low) * (1.0 - spread) / 2
-    low, high = low + margin, high - margin
-    return min(max(round(float(rng.uniform(low, high)), 2), low), high)
+    middle, half = (low + high) / 2, (high - low) * spread / 2
+    return min(max(round(float(rng.uniform(middle - half, middle + half)), 2), low), high)
 
 
 def _check_choice(name: str, value: str | None, allowed: tuple[str, ...]) -> None:

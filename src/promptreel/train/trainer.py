@@ -146,13 +146,7 @@ def diffusion_loss(
 ) -> torch.Tensor:
     """The simple loss of Ho et al. 2020 (Algorithm 1), as epsilon or v (Salimans & Ho 2022)."""
     noise = torch.randn(x0.shape, generator=gen)
-    steps = schedule.config.num_train_timesteps
-    if config.timestep_bias > 0:  # density ~ t**bias: more of the noisy end, where the caption
-        # alone must lay out the clip
-        u = torch.rand(x0.shape[0], generator=gen) ** (1 / (1 + config.timestep_bias))
-        t = (u * steps).long().clamp(max=steps - 1)
-    else:
-        t = torch.randint(0, steps, (x0.shape[0],), generator=gen)
+    t = torch.randint(0, schedule.config.num_train_timesteps, (x0.shape[0],), generator=gen)
     xt = schedule.add_noise(x0, noise, t)  # sqrt(abar) x0 + sqrt(1 - abar) eps
     # v = sqrt(abar) eps - sqrt(1 - abar) x0
     v_pred = config.prediction_type == "v_prediction"
