@@ -37,7 +37,7 @@ class TrainConfig:
     seed: int = 1337  # every random choice of the run (init, batches, noise) follows from it
     threads: int = 2  # torch.set_num_threads; keep it to resume bit-identically
     num_frames: int = 16  # frames per training clip: a random window of each video
-    vae_from: str = ""  # an earlier run's out folder: reuse its VAE, tokenizer and latents
+    vae_from: str = ""  # an earlier run's out folder: reuse its VAE (and latents: same data)
 
     # --- stage 1: the VAE (one frame at a time, as the pipeline decodes) ------------------
     vae_channels: tuple[int, ...] = (32, 64, 64)  # widths per level; factor 2**(levels-1)
