@@ -6,8 +6,8 @@ encoder and UNet of CONFIG on 8-frame windows from the clip start. For the first
 steps the noise level t is drawn from [`--tmin`, 999], then from [0, 999]. Every 100 steps it
 prints the v-loss at t = 999, 850 and 600 of 64 training clips with the true canonical caption
 and with the opposite direction: a gap between the two means the denoiser uses the direction
-word. At the end it scores the EMA weights over the 84 canonical prompts with the fidelity
-detector, and saves the weights to `--save`.
+word. At the end it saves the EMA weights as a pipeline folder, `--save`, and scores it with
+`promptreel eval fidelity` (84 canonical prompts; contact sheet in `--save`-fidelity).
 
     python benchmarks/direction_trial.py configs/shapes.toml --spread 0 --tmin 700 --switch 900
 """
@@ -30,11 +30,11 @@ PROBE_CLIPS = 64
 
 
 def main() -> None:
-    from promptreel.eval.fidelity import ATTRIBUTES, canonical_prompts, detect
+    from promptreel.eval.fidelity import evaluate
     from promptreel.train import model as M
     from promptreel.train import shapes as S
     from promptreel.train.config import load_config
-    from promptreel.train.trainer import EMA, _pipeline, encode_clips, load_checkpoint
+    from promptreel.train.trainer import EMA, encode_clips, load_checkpoint
 
     parser = argparse.ArgumentParser()
     parser.add_argument("config")
@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1400)
     parser.add_argument("--tmin", type=int, default=700)
     parser.add_argument("--switch", type=int, default=900)
-    parser.add_argument("--save", type=Path, default=Path("runs/direction-trial.pt"))
+    parser.add_argument("--save", type=Path, default=Path("runs/direction-trial"))
     args = parser.parse_args()
 
     config = load_config(args.config)
@@ -92,18 +92,10 @@ def main() -> None:
             eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
             steps = torch.full((len(probe),), t)
             noisy, target = noise.add_noise(x0, eps, steps), noise.get_velocity(x0, eps, steps)
-            losses = [
-                float(
-                    (
-                        (
-                            unet(noisy, steps, encoder_hidden_states=text_encoder(i)[0]).sample
-                            - target
-                        )
-                        ** 2
-                    ).mean()
-                )
-                for i in (true_ids, opposite_ids)
-            ]
+            losses = []
+            for ids_ in (true_ids, opposite_ids):
+                pred = unet(noisy, steps, encoder_hidden_states=text_encoder(ids_)[0]).sample
+                losses.append(float(((pred - target) ** 2).mean()))
             cells.append(f"{losses[0]:.4f} / {losses[1]:.4f}")
         print(f"| {step} | " + " | ".join(cells) + " |", flush=True)
 
@@ -130,28 +122,16 @@ def main() -> None:
             gap(step)
 
     text_encoder_ema, unet_ema = ema.copy_to(modules)
-    torch.save(
-        {"text_encoder": text_encoder_ema.state_dict(), "unet": unet_ema.state_dict()}, args.save
+    M.save_pipeline(
+        args.save,
+        tokenizer_folder=args.run / "tokenizer",
+        text_encoder=text_encoder_ema,
+        vae=vae,
+        unet=unet_ema,
+        scheduler=M.sampler(config),
     )
-    pipe = _pipeline(tokenizer, text_encoder_ema, vae, unet_ema, config)
-    prompts = canonical_prompts()
-    hits = dict.fromkeys((*ATTRIBUTES, "joint"), 0)
-    out = pipe(
-        prompts,
-        num_frames=16,
-        num_inference_steps=config.sample_steps,
-        guidance_scale=config.guidance_scale,
-        generator=torch.Generator().manual_seed(0),
-        output_type="np",
-    ).frames
-    for prompt, frames in zip(prompts, np.asarray(out), strict=True):
-        truth = dict(zip(ATTRIBUTES, S.parse_prompt(prompt), strict=True))
-        seen = detect((frames * 255).round().clip(0, 255).astype(np.uint8)).attributes()
-        right = [seen[key] == truth[key] for key in ATTRIBUTES]
-        for key, ok in zip(ATTRIBUTES, right, strict=True):
-            hits[key] += ok
-        hits["joint"] += all(right)
-    print(json.dumps({key: round(value / len(prompts), 3) for key, value in hits.items()}))
+    results = evaluate(str(args.save), out_dir=args.save.with_name(f"{args.save.name}-fidelity"))
+    print(json.dumps(results["accuracy"]))
 
 
 if __name__ == "__main__":
