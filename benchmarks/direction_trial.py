@@ -34,7 +34,7 @@ def main() -> None:
     from promptreel.train import model as M
     from promptreel.train import shapes as S
     from promptreel.train.config import load_config
-    from promptreel.train.trainer import EMA, encode_clips, load_checkpoint
+    from promptreel.train.trainer import EMA, diffusion_loss, encode_clips, load_checkpoint
 
     parser = argparse.ArgumentParser()
     parser.add_argument("config")
@@ -44,12 +44,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1400)
     parser.add_argument("--tmin", type=int, default=700)
     parser.add_argument("--switch", type=int, default=900)
+    parser.add_argument("--late-frames", type=int, default=FRAMES, help="frames after --switch")
+    parser.add_argument("--seed", type=int, default=0, help="weights, batches and noise")
+    parser.add_argument("--threads", type=int, help="default: the config's")
     parser.add_argument("--save", type=Path, default=Path("runs/direction-trial"))
     args = parser.parse_args()
 
     config = load_config(args.config)
-    torch.set_num_threads(config.threads)
-    torch.manual_seed(0)
+    torch.set_num_threads(args.threads or config.threads)
+    torch.manual_seed(args.seed)
     rng = np.random.default_rng(0)
     combinations = list(itertools.product(S.COLOURS, S.SHAPES, S.DIRECTIONS))
     clips, captions = [], []
@@ -77,7 +80,7 @@ def main() -> None:
     )
     ema = EMA(modules, 0.99)  # a short run: average over ~100 steps, not 1000
     noise = M.noise_scheduler(config)
-    gen = torch.Generator().manual_seed(1)
+    gen = torch.Generator().manual_seed(args.seed + 1)
     ids, empty = M.tokenize(tokenizer, captions), M.tokenize(tokenizer, [""])[0]
     probe = torch.arange(PROBE_CLIPS) * (len(clips) // PROBE_CLIPS)
     true_ids = M.tokenize(tokenizer, [S.canonical_caption(clips[i]) for i in probe])
@@ -85,8 +88,8 @@ def main() -> None:
     opposite_ids = M.tokenize(tokenizer, [S.canonical_caption(clip) for clip in opposite])
 
     @torch.no_grad()
-    def gap(step: int) -> None:
-        x0 = latents[probe, :, :FRAMES]
+    def gap(step: int, frames: int) -> None:
+        x0 = latents[probe, :, :frames]
         cells = []
         for t in (999, 850, 600):
             eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
@@ -102,16 +105,12 @@ def main() -> None:
     print("| step | t = 999: true / opposite | t = 850 | t = 600 |\n|---|---|---|---|")
     for step in range(1, args.steps + 1):
         picked = torch.randint(0, len(latents), (config.unet_batch,), generator=gen)
-        x0 = latents[picked, :, :FRAMES]
+        frames = FRAMES if step <= args.switch else args.late_frames
+        x0 = latents[picked, :, :frames]
         drop = torch.rand(len(picked), generator=gen) < config.caption_dropout
         batch_ids = torch.where(drop[:, None], empty[None], ids[picked])
-        eps = torch.randn(x0.shape, generator=gen)
-        low = args.tmin if step <= args.switch else 0
-        t = torch.randint(low, 1000, (len(picked),), generator=gen)
-        pred = unet(
-            noise.add_noise(x0, eps, t), t, encoder_hidden_states=text_encoder(batch_ids)[0]
-        )
-        loss = ((pred.sample - noise.get_velocity(x0, eps, t)) ** 2).mean()
+        t_min = args.tmin if step <= args.switch else 0
+        loss = diffusion_loss(unet, text_encoder, x0, batch_ids, noise, config, gen, t_min=t_min)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
@@ -119,7 +118,7 @@ def main() -> None:
         warmup.step()
         ema.update(modules)
         if step % 100 == 0:
-            gap(step)
+            gap(step, frames)
 
     text_encoder_ema, unet_ema = ema.copy_to(modules)
     M.save_pipeline(

@@ -114,6 +114,39 @@ def test_vae_from_reuses_the_latents_of_the_same_data_and_encodes_other_data(
     assert all(torch.equal(saved["vae"][key], value) for key, value in reused.items())
 
 
+def test_high_noise_phase_trains_the_first_frames_at_high_noise_only(
+    dataset: Path, run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptreel.train import trainer
+
+    seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x0, t) of every UNet step
+    real_loss, real_unet = trainer.diffusion_loss, M.build_unet
+
+    def build_unet(*args, **kwargs):
+        unet = real_unet(*args, **kwargs)
+        unet.register_forward_pre_hook(lambda _, inputs: seen[-1].append(inputs[1]))
+        return unet
+
+    def diffusion_loss(unet, text_encoder, x0, *args, **kwargs):
+        seen.append([x0])
+        return real_loss(unet, text_encoder, x0, *args, **kwargs)
+
+    monkeypatch.setattr(M, "build_unet", build_unet)
+    monkeypatch.setattr(trainer, "diffusion_loss", diffusion_loss)
+    config = replace(baby(dataset, tmp_path), vae_from=str(run), unet_steps=6)
+    config = replace(config, high_noise_steps=3, high_noise_tmin=900, high_noise_frames=4)
+    train(config)
+
+    latents = torch.load(tmp_path / "latents.pt")["latents"]
+    high, rest = seen[:3], seen[3:]
+    assert len(rest) == 3
+    for x0, t in high:
+        assert x0.shape[2] == 4 and int(t.min()) >= 900
+        assert any(torch.equal(x0[0], clip[:, :4]) for clip in latents)  # from the first frame
+    assert all(x0.shape[2] == config.num_frames for x0, _ in rest)
+    assert int(torch.cat([t for _, t in rest]).min()) < 900
+
+
 def test_export_runs_in_plain_diffusers_offline(run: Path) -> None:
     from diffusers import DiffusionPipeline, TextToVideoSDPipeline
 
@@ -170,6 +203,8 @@ def test_config_refuses_an_unknown_key_in_one_line(tmp_path: Path) -> None:
         config_from_dict({"unet_lr": "fast"})
     with pytest.raises(InvalidRequest, match="`prediction_type` must be epsilon or v_prediction"):
         config_from_dict({"prediction_type": "x0"})
+    with pytest.raises(InvalidRequest, match="`high_noise_tmin` must be between 0 and 999"):
+        config_from_dict({"high_noise_tmin": 1000})
 
 
 @pytest.mark.parametrize("name", ["baby.toml", "shapes.toml", "shapes-f4.toml"])

@@ -66,6 +66,11 @@ class TrainConfig:
     unet_batch: int = 8  # clips per step
     unet_lr: float = 5e-4  # AdamW peak learning rate for the UNet and the text encoder
     caption_dropout: float = 0.1  # chance a caption is replaced by "" (classifier-free guidance)
+    # The first UNet steps can train only at high noise, on windows from each clip's first
+    # frame: there the caption must lay out the path frame by frame (docs/training.md).
+    high_noise_steps: int = 0  # how many first steps; 0 = none
+    high_noise_tmin: int = 700  # they draw t from [high_noise_tmin, 999]
+    high_noise_frames: int = 8  # on windows of this many frames from the clip's first frame
 
     # --- both stages ----------------------------------------------------------------------
     warmup_steps: int = 200  # linear learning-rate warmup at the start of each stage
@@ -161,6 +166,8 @@ def _check_values(c: TrainConfig, where: str) -> None:
         ),
         ("sampler", c.sampler in ("dpm", "ddim"), "dpm or ddim"),
         ("num_frames", 1 <= c.num_frames <= 16, "between 1 and 16"),
+        ("high_noise_frames", 1 <= c.high_noise_frames <= 16, "between 1 and 16"),
+        ("high_noise_tmin", 0 <= c.high_noise_tmin <= 999, "between 0 and 999"),
         ("vae_channels", 2 <= len(c.vae_channels) <= 4, "2 to 4 widths (a factor of 2 to 8)"),
         ("unet_channels", 1 <= len(c.unet_channels) <= 4, "1 to 4 widths"),
         ("ema_decay", 0.0 <= c.ema_decay < 1.0, "in [0, 1)"),
@@ -169,7 +176,14 @@ def _check_values(c: TrainConfig, where: str) -> None:
         ("threads", c.threads >= 1, "at least 1"),
         ("text_max_length", 4 <= c.text_max_length <= 77, "between 4 and 77"),
     ]
-    for name in ("vae_steps", "unet_steps", "vae_batch", "unet_batch", "checkpoint_every"):
+    for name in (
+        "vae_steps",
+        "unet_steps",
+        "high_noise_steps",
+        "vae_batch",
+        "unet_batch",
+        "checkpoint_every",
+    ):
         rules.append((name, getattr(c, name) >= (0 if name.endswith("steps") else 1), "positive"))
     for key, ok, expected in rules:
         if not ok:

@@ -143,10 +143,13 @@ def diffusion_loss(
     schedule: Any,
     config: TrainConfig,
     gen: torch.Generator,
+    *,
+    t_min: int = 0,
 ) -> torch.Tensor:
-    """The simple loss of Ho et al. 2020 (Algorithm 1), as epsilon or v (Salimans & Ho 2022)."""
+    """The simple loss of Ho et al. 2020 (Algorithm 1), as epsilon or v (Salimans & Ho 2022),
+    at noise levels t drawn uniformly from [t_min, T)."""
     noise = torch.randn(x0.shape, generator=gen)
-    t = torch.randint(0, schedule.config.num_train_timesteps, (x0.shape[0],), generator=gen)
+    t = torch.randint(t_min, schedule.config.num_train_timesteps, (x0.shape[0],), generator=gen)
     xt = schedule.add_noise(x0, noise, t)  # sqrt(abar) x0 + sqrt(1 - abar) eps
     # v = sqrt(abar) eps - sqrt(1 - abar) x0
     v_pred = config.prediction_type == "v_prediction"
@@ -433,7 +436,8 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
         )
     latents_path = out / "latents.pt"
     need_frames = state is None or state["stage"] == "vae" or not latents_path.exists()
-    clips, captions = read_clips(data, num_frames=config.num_frames) if need_frames else (None, [])
+    frames = max(config.num_frames, config.high_noise_frames if config.high_noise_steps else 1)
+    clips, captions = read_clips(data, num_frames=frames) if need_frames else (None, [])
     captions = captions or state["captions"]
     if state is None or state["stage"] == "latents":
         for stale in (out / "samples", out / "model", out / "tokenizer"):
@@ -572,11 +576,14 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
 
     while step < config.unet_steps:
         picked = batches.next()
-        start = torch.randint(0, latents.shape[2] - config.num_frames + 1, (1,), generator=gen)
-        x0 = latents[picked, :, start : start + config.num_frames]
+        if step < config.high_noise_steps:
+            x0, t_min = latents[picked, :, : config.high_noise_frames], config.high_noise_tmin
+        else:
+            start = torch.randint(0, latents.shape[2] - config.num_frames + 1, (1,), generator=gen)
+            x0, t_min = latents[picked, :, start : start + config.num_frames], 0
         drop = torch.rand(len(picked), generator=gen) < config.caption_dropout
         batch_ids = torch.where(drop[:, None], empty[None], ids[picked])
-        loss = diffusion_loss(unet, text_encoder, x0, batch_ids, noise, config, gen)
+        loss = diffusion_loss(unet, text_encoder, x0, batch_ids, noise, config, gen, t_min=t_min)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
