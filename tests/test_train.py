@@ -207,7 +207,9 @@ def test_config_refuses_an_unknown_key_in_one_line(tmp_path: Path) -> None:
         config_from_dict({"high_noise_tmin": 1000})
 
 
-@pytest.mark.parametrize("name", ["baby.toml", "shapes.toml", "shapes-f4.toml"])
+@pytest.mark.parametrize(
+    "name", ["baby.toml", "shapes.toml", "shapes-f4.toml", "shapes-centred.toml"]
+)
 def test_checked_in_configs_load(name: str) -> None:
     config = load_config(ROOT / "configs" / name)
     assert config.vae_factor in (4, 8)
