@@ -119,7 +119,7 @@ def test_high_noise_phase_trains_the_first_frames_at_high_noise_only(
 ) -> None:
     from promptreel.train import trainer
 
-    seen: list[tuple[torch.Tensor, torch.Tensor]] = []  # (x0, t) of every UNet step
+    seen: list[list[torch.Tensor]] = []  # [x0, t] of every UNet step
     real_loss, real_unet = trainer.diffusion_loss, M.build_unet
 
     def build_unet(*args, **kwargs):
