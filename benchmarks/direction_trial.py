@@ -3,7 +3,8 @@
 Renders COUNT clips (every colour x shape x direction equally often) whose start is drawn with
 `--spread` (`shapes.sample_clip`), encodes them with the VAE of `--run`, and trains a fresh text
 encoder and UNet of CONFIG on 8-frame windows from the clip start. For the first `--switch`
-steps the noise level t is drawn from [`--tmin`, 999], then from [0, 999]. Every 100 steps it
+steps the noise level t is drawn from [`--tmin`, 999], then from [0, 999] on the first
+`--late-frames` frames. Every 100 steps it
 prints the v-loss at t = 999, 850 and 600 of 64 training clips with the true canonical caption
 and with the opposite direction: a gap between the two means the denoiser uses the direction
 word. At the end it saves the EMA weights as a pipeline folder, `--save`, and scores it with
