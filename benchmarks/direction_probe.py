@@ -7,6 +7,7 @@ direction, and no guidance scale at sampling can bring it back (guidance scales 
 that the text makes). Prints a Markdown table for docs/training.md.
 
     python benchmarks/direction_probe.py MODEL_FOLDER DATA_FOLDER [--clips 64] [--frames 8]
+        [--timesteps 950 999]
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 TIMESTEPS = (100, 300, 500, 700, 850, 950, 999)
 
 
@@ -25,7 +25,7 @@ def main() -> None:
     from diffusers import DDPMScheduler, DiffusionPipeline
 
     from promptreel.train.model import tokenize
-    from promptreel.train.shapes import CANONICAL_TEMPLATE, read_dataset
+    from promptreel.train.shapes import CANONICAL_TEMPLATE, OPPOSITE_DIRECTION, read_dataset
     from promptreel.train.trainer import encode_clips
     from promptreel.video import read_video
 
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--frames", type=int, default=8, help="frames per clip, from the start")
+    parser.add_argument("--timesteps", type=int, nargs="+", default=list(TIMESTEPS))
     args = parser.parse_args()
 
     pipe = DiffusionPipeline.from_pretrained(args.model)
@@ -52,7 +53,7 @@ def main() -> None:
 
     prompts = {
         "true caption": [caption(r, r["direction"]) for r in chosen],
-        "opposite direction": [caption(r, OPPOSITE[r["direction"]]) for r in chosen],
+        "opposite direction": [caption(r, OPPOSITE_DIRECTION[r["direction"]]) for r in chosen],
         "empty prompt": [""] * len(chosen),
     }
     schedule = DDPMScheduler.from_config(pipe.scheduler.config)
@@ -60,7 +61,7 @@ def main() -> None:
     print("|---" * (len(prompts) + 1) + "|")
     with torch.no_grad():
         hidden = {k: pipe.text_encoder(tokenize(pipe.tokenizer, p))[0] for k, p in prompts.items()}
-        for t in TIMESTEPS:
+        for t in args.timesteps:
             noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(t))
             steps = torch.full((len(chosen),), t)
             noisy = schedule.add_noise(x0, noise, steps)

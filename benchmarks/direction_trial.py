@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
 FRAMES = 8
 PROBE_CLIPS = 64
 
@@ -85,7 +84,8 @@ def main() -> None:
     ids, empty = M.tokenize(tokenizer, captions), M.tokenize(tokenizer, [""])[0]
     probe = torch.arange(PROBE_CLIPS) * (len(clips) // PROBE_CLIPS)
     true_ids = M.tokenize(tokenizer, [S.canonical_caption(clips[i]) for i in probe])
-    opposite = [replace(clips[i], direction=OPPOSITE[clips[i].direction]) for i in probe]
+    flip = S.OPPOSITE_DIRECTION
+    opposite = [replace(clips[i], direction=flip[clips[i].direction]) for i in probe]
     opposite_ids = M.tokenize(tokenizer, [S.canonical_caption(clip) for clip in opposite])
 
     @torch.no_grad()

@@ -21,8 +21,6 @@ from promptreel.eval.fidelity import detect, evaluate, evaluate_ground_truth
 from promptreel.train import shapes
 from promptreel.video import Video
 
-OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up"}
-
 
 def clip(colour: str, shape: str, direction: str, seed: int = 0) -> shapes.Clip:
     rng = np.random.default_rng(seed)
@@ -51,7 +49,7 @@ def test_detector_is_right_on_noisy_blurred_ground_truth() -> None:
 def test_reversed_frames_move_the_other_way(direction: str) -> None:
     frames = shapes.render(clip("orange", "circle", direction, seed=3))
     assert detect(frames).direction == direction
-    assert detect(frames[::-1]).direction == OPPOSITE[direction]
+    assert detect(frames[::-1]).direction == shapes.OPPOSITE_DIRECTION[direction]
 
 
 def test_swapped_channels_change_the_colour() -> None:
@@ -129,7 +127,7 @@ def fake_generate(*, wrong_direction: bool = False, calls: list | None = None):
             calls.append({"prompt": prompt, "model": model, "seed": seed, **options})
         colour, shape, direction = shapes.parse_prompt(prompt)
         if wrong_direction:
-            direction = OPPOSITE[direction]
+            direction = shapes.OPPOSITE_DIRECTION[direction]
         rng = np.random.default_rng(seed)
         frames = shapes.render(
             shapes.sample_clip(rng, colour=colour, shape=shape, direction=direction)

@@ -50,6 +50,7 @@ __all__ = [
     "DIRECTIONS",
     "FPS",
     "FRAMES",
+    "OPPOSITE_DIRECTION",
     "SHAPES",
     "SIDE",
     "Clip",
@@ -73,6 +74,7 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
 DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
+OPPOSITE_DIRECTION = {"left": "right", "right": "left", "up": "down", "down": "up"}
 FRAMES, SIDE, FPS = 16, 64, 8
 
 MIN_SIZE, MAX_SIZE = 14, 22  # px across (the bounding box's width), both included
