@@ -6,13 +6,17 @@ and the empty prompt. If the true and opposite-direction losses are equal, the d
 direction, and no guidance scale at sampling can bring it back (guidance scales the difference
 that the text makes). Prints a Markdown table for docs/training.md.
 
-    python benchmarks/direction_probe.py MODEL_FOLDER DATA_FOLDER [--clips 64] [--frames 8]
-        [--timesteps 950 999]
+MODEL is a pipeline folder, or a training run's `out` folder: then the weights of its latest
+checkpoint, EMA or with `--raw` the raw ones (a gap opens in the raw weights first).
+
+    python benchmarks/direction_probe.py MODEL DATA_FOLDER [--clips 64] [--frames 8]
+        [--timesteps 950 999] [--raw]
 """
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +30,7 @@ def main() -> None:
 
     from promptreel.train.model import tokenize
     from promptreel.train.shapes import CANONICAL_TEMPLATE, OPPOSITE_DIRECTION, read_dataset
-    from promptreel.train.trainer import encode_clips
+    from promptreel.train.trainer import encode_clips, export_model
     from promptreel.video import read_video
 
     parser = argparse.ArgumentParser()
@@ -35,9 +39,15 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=64)
     parser.add_argument("--frames", type=int, default=8, help="frames per clip, from the start")
     parser.add_argument("--timesteps", type=int, nargs="+", default=list(TIMESTEPS))
+    parser.add_argument("--raw", action="store_true", help="a run's raw weights, not its EMA")
     args = parser.parse_args()
 
-    pipe = DiffusionPipeline.from_pretrained(args.model)
+    if (args.model / "checkpoint.pt").exists():
+        with tempfile.TemporaryDirectory() as folder:
+            export_model(args.model, folder, ema=not args.raw)
+            pipe = DiffusionPipeline.from_pretrained(folder)
+    else:
+        pipe = DiffusionPipeline.from_pretrained(args.model)
     rows = read_dataset(args.data)
     picked = torch.randperm(len(rows), generator=torch.Generator().manual_seed(0))[: args.clips]
     chosen = [rows[i] for i in picked.tolist()]

@@ -180,6 +180,18 @@ def test_export_model_rewrites_the_same_folder_from_the_checkpoint(
             assert (folder / file.relative_to(run / "model")).read_bytes() == file.read_bytes()
 
 
+def test_export_model_writes_the_raw_weights_on_request(run: Path, tmp_path: Path) -> None:
+    from diffusers import UNet3DConditionModel
+
+    from promptreel.train.trainer import load_checkpoint
+
+    raw = load_checkpoint(run / "checkpoint.pt")["unet"]
+    exported = UNet3DConditionModel.from_pretrained(export_model(run, tmp_path, ema=False) / "unet")
+    averaged = UNet3DConditionModel.from_pretrained(run / "model" / "unet").state_dict()
+    assert all(torch.equal(exported.state_dict()[k], v) for k, v in raw.items())
+    assert not all(torch.equal(averaged[k], v) for k, v in raw.items())
+
+
 def test_tokenizer_gives_caption_words_one_token_and_takes_any_text(tmp_path: Path) -> None:
     captions = ["a red circle moving right", "A yellow triangle, going up on a black background"]
     tokenizer = M.write_tokenizer(tmp_path, M.caption_words(captions), max_length=16)

@@ -360,20 +360,26 @@ def write_samples(pipe: Any, config: TrainConfig, path: Path) -> None:
     Video(np.ascontiguousarray(grid), 8, record).save(path, overwrite=True)
 
 
-def export_model(out: str | Path, folder: str | Path | None = None) -> Path:
-    """Write the pipeline folder from the EMA weights of the run in `out` (default out/model)."""
+def export_model(out: str | Path, folder: str | Path | None = None, *, ema: bool = True) -> Path:
+    """Write the pipeline folder from the weights of the run in `out` (default out/model): the
+    EMA weights, or with `ema=False` the raw ones, which show a change of the last few hundred
+    steps that the EMA still hides."""
     out = Path(out)
     state = load_checkpoint(out / "checkpoint.pt")
-    if state["stage"] == "vae":
+    if state["stage"] not in ("unet", "done"):
         raise InvalidRequest(f"{str(out)!r}: the run has not reached the UNet stage yet")
     known = {f.name for f in fields(TrainConfig)}
     config = config_from_dict({k: v for k, v in state["config"].items() if k in known})
     _, text_encoder, vae, unet = _build(config, out, state["latent_size"])
     vae.load_state_dict(state["vae"])
     vae.register_to_config(scaling_factor=state["scaling_factor"])
-    ema = EMA([text_encoder, unet], config.ema_decay)
-    ema.load_state_dict(state["ema"])
-    text_encoder, unet = ema.copy_to([text_encoder, unet])
+    if ema:
+        averaged = EMA([text_encoder, unet], config.ema_decay)
+        averaged.load_state_dict(state["ema"])
+        text_encoder, unet = averaged.copy_to([text_encoder, unet])
+    else:
+        text_encoder.load_state_dict(state["text_encoder"])
+        unet.load_state_dict(state["unet"])
     return _export(out, Path(folder) if folder else out / "model", config, text_encoder, vae, unet)
 
 
