@@ -62,8 +62,9 @@ _COGVIDEOX_VAE = 215_583_907
 # variant; the repo carries fp32 files and fp16-suffixed ones.
 _SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 
-# promptreel's own model: trained from scratch on the CPU (configs/shapes.toml,
-# docs/training.md) and shipped inside the package, so it works offline from the first run.
+# promptreel's own model: trained from scratch on the CPU (configs/shapes.toml for the VAE,
+# then configs/shapes-centred.toml; docs/training.md) and shipped inside the package, so it
+# works offline from the first run.
 SHAPES_FOLDER = Path(__file__).resolve().parent.parent / "weights" / "shapes"
 _SHAPES_COMPONENTS = {"unet": 1_275_076, "vae": 1_250_759, "text_encoder": 145_536}
 
