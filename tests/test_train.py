@@ -18,7 +18,7 @@ from promptreel.errors import InvalidRequest
 from promptreel.train import model as M
 from promptreel.train.config import TrainConfig, config_from_dict, load_config
 from promptreel.train.shapes import write_dataset
-from promptreel.train.trainer import export_model, train
+from promptreel.train.trainer import export_model, load_checkpoint, train
 
 ROOT = Path(__file__).resolve().parents[1]
 BABY = ROOT / "configs" / "baby.toml"
@@ -183,12 +183,11 @@ def test_export_model_rewrites_the_same_folder_from_the_checkpoint(
 def test_export_model_writes_the_raw_weights_on_request(run: Path, tmp_path: Path) -> None:
     from diffusers import UNet3DConditionModel
 
-    from promptreel.train.trainer import load_checkpoint
-
     raw = load_checkpoint(run / "checkpoint.pt")["unet"]
-    exported = UNet3DConditionModel.from_pretrained(export_model(run, tmp_path, ema=False) / "unet")
+    folder = export_model(run, tmp_path, ema=False)
+    exported = UNet3DConditionModel.from_pretrained(folder / "unet").state_dict()
     averaged = UNet3DConditionModel.from_pretrained(run / "model" / "unet").state_dict()
-    assert all(torch.equal(exported.state_dict()[k], v) for k, v in raw.items())
+    assert all(torch.equal(exported[k], v) for k, v in raw.items())
     assert not all(torch.equal(averaged[k], v) for k, v in raw.items())
 
 
