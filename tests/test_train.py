@@ -114,6 +114,36 @@ def test_vae_from_reuses_the_latents_of_the_same_data_and_encodes_other_data(
     assert all(torch.equal(saved["vae"][key], value) for key, value in reused.items())
 
 
+def test_vae_from_takes_the_finished_vae_of_a_run_stopped_before_a_unet_checkpoint(
+    dataset: Path, run: Path, tmp_path: Path
+) -> None:
+    early = baby(dataset, tmp_path / "early")
+
+    def stop_at(stop: int):
+        def progress(step: int, total: int, loss: float, eta: float) -> None:
+            if step == stop:
+                raise KeyboardInterrupt
+
+        return progress
+
+    later = replace(baby(dataset, tmp_path / "later"), vae_from=early.out, unet_steps=1)
+    with pytest.raises(KeyboardInterrupt):
+        train(early, progress=stop_at(early.checkpoint_every + 5))
+    with pytest.raises(InvalidRequest, match="VAE stage is not finished"):
+        train(later)
+    with pytest.raises(KeyboardInterrupt):
+        train(early, progress=stop_at(early.vae_steps + 1))
+    assert load_checkpoint(tmp_path / "early" / "checkpoint.pt")["stage"] == "vae"
+    with pytest.raises(InvalidRequest, match="another `vae_channels`"):
+        train(replace(later, vae_channels=(16, 32, 32)))
+
+    train(later)
+    saved = torch.load(tmp_path / "later" / "checkpoint.pt", weights_only=False)["vae"]
+    finished = torch.load(run / "checkpoint.pt", weights_only=False)["vae"]
+    assert saved.keys() == finished.keys()
+    assert all(torch.equal(saved[key], value) for key, value in finished.items())
+
+
 def test_high_noise_phase_trains_the_first_frames_at_high_noise_only(
     dataset: Path, run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

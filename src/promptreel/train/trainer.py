@@ -521,7 +521,6 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
         latents_path.unlink(missing_ok=True)
     else:
         vae.load_state_dict(state["vae"])
-        vae.register_to_config(scaling_factor=state["scaling_factor"])
     vae.eval().requires_grad_(False)
 
     # 3. The latent cache: every clip through the frozen VAE, once.
@@ -637,18 +636,28 @@ def _start_from_vae(source: Path, out: Path, config: TrainConfig) -> dict[str, A
     if not (source / "checkpoint.pt").exists():
         raise InvalidRequest(f"{where}: has no checkpoint.pt; is it a training output folder?")
     prior = load_checkpoint(source / "checkpoint.pt")
-    if prior["stage"] == "vae":
+    ours, defaults = config.to_dict(), TrainConfig().to_dict()
+    for key in ("vae_channels", "vae_layers", "latent_channels"):
+        if prior["config"].get(key, defaults[key]) != ours[key]:
+            raise InvalidRequest(f"{where}: its VAE has another `{key}`; use the same value")
+    if prior["stage"] != "vae":
+        vae_state = prior["vae"]
+    elif prior["step"] < prior["config"]["vae_steps"]:
         raise InvalidRequest(f"{where}: its VAE stage is not finished; resume it first")
+    else:
+        # Stage 2 checkpoints only every `checkpoint_every` steps, so a run stopped early in
+        # stage 2 still holds its finished VAE as a stage-1 checkpoint: its EMA is the VAE.
+        vae = M.build_vae(config)
+        averaged = EMA([vae], config.ema_decay)
+        averaged.load_state_dict(prior["ema"])
+        vae_state = averaged.copy_to([vae])[0].state_dict()
     (out / "latents.pt").unlink(missing_ok=True)
     data_keys = ("data", "data_count", "data_seed", "data_start_spread")
-    defaults = TrainConfig().to_dict()
-    same_data = all(
-        prior["config"].get(key, defaults[key]) == getattr(config, key) for key in data_keys
-    )
+    same_data = all(prior["config"].get(key, defaults[key]) == ours[key] for key in data_keys)
     if same_data and source.resolve() != out.resolve() and (source / "latents.pt").exists():
         shutil.copyfile(source / "latents.pt", out / "latents.pt")
-    keep = ("vae", "scaling_factor", "captions", "height")
-    return {"stage": "latents", **{key: prior[key] for key in keep}}
+    keep = ("captions", "height")
+    return {"stage": "latents", "vae": vae_state, **{key: prior[key] for key in keep}}
 
 
 def _kept_rows(state: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
