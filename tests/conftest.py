@@ -90,13 +90,13 @@ def files_in(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*")}
 
 
-def plain_video(path: Path, *, frames: int, side: int) -> None:
+def plain_video(path: Path, *, frames: int, side: int, fps: int = 8) -> None:
     """An ordinary black H.264 video with no record: one not made by promptreel."""
     import av
     import numpy as np
 
     with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
+        stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = side, side, "yuv420p"
         for _ in range(frames):
             frame = av.VideoFrame.from_ndarray(np.zeros((side, side, 3), np.uint8), format="rgb24")

@@ -217,6 +217,38 @@ def test_invalid_jobs_are_refused_and_nothing_is_queued(client, body, status, wo
     assert client.get("/v1/jobs").json()["total"] == 0
 
 
+@pytest.mark.parametrize(
+    ("body", "argument"),
+    [
+        ({"num_frames": 100000}, "num_frames"),
+        ({"guidance_scale": "lots"}, "guidance_scale"),
+        ({"seed": -1}, "seed"),
+        ({"height": 250}, "height"),
+        ({"params": {"bogus": 1}}, "params"),
+        ({"fps": 60, "format": "gif"}, "fps"),
+        ({"device": "tpu"}, "device"),
+        ({"image": "https://example.com/a.png"}, "image"),
+    ],
+)
+def test_a_refusal_names_the_field_as_data(client, body, argument) -> None:
+    """The page marks the field from `argument`; no client parses the message for it."""
+    response = client.post("/v1/jobs", json={"prompt": "x", **SMALL, **body})
+    assert response.status_code == 422
+    assert response.json()["argument"] == argument, response.json()
+
+
+def test_an_upload_that_does_not_decode_is_named_by_its_field_not_its_path(hub, client) -> None:
+    hub("zeroscope-xl")
+    request = {"request": json.dumps({"prompt": "x", "model": "zeroscope-xl"})}
+    response = client.post(
+        "/v1/jobs", data=request, files={"video": ("clip.mp4", b"not a video", "video/mp4")}
+    )
+    assert response.status_code == 422
+    refusal = response.json()
+    assert refusal["argument"] == "video" and refusal["detail"].startswith("`video` upload:")
+    assert str(uploads_dir()) not in refusal["detail"]
+
+
 def test_unreadable_bodies(client) -> None:
     bad_json = client.post("/v1/jobs", content=b"{", headers={"content-type": "application/json"})
     assert bad_json.status_code == 400

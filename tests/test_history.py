@@ -42,12 +42,52 @@ def test_cli_generation_is_recorded_with_its_file_and_timings(model, cli, workdi
     assert shown.code == 0 and "a red circle" in shown.out and "denoise" in shown.out
 
 
-def test_a_refused_or_failing_generation_is_recorded_with_its_error(model, cli, workdir) -> None:
-    result = cli("generate", "too long", *SMALL, "--num-frames", "100000")
+def test_a_refused_request_leaves_no_row(model, cli, workdir) -> None:
+    for bad in (["--num-frames", "100000"], ["--fps", "0"], ["--param", "nope=1"]):
+        result = cli("generate", "refused", *SMALL, *bad)
+        assert result.code == 1 and "Traceback" not in result.err
+    assert cli("generate", "refused", *SMALL, "-o", "missing/clip.mp4").code == 1
+    with pytest.raises(promptreel.InvalidRequest):
+        promptreel.generate("refused", model="modelscope", num_frames=100000)
+    assert _history(cli) == []
+
+
+def _out_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From now on, every generation fails after its checks, as a GPU out of memory does."""
+    import promptreel.generation
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise promptreel.OutOfMemory("cuda ran out of memory at the load stage")
+
+    monkeypatch.setattr(promptreel.generation, "load_pipeline", out_of_memory)
+
+
+def test_a_generation_that_fails_is_recorded_with_its_error(model, cli, workdir, monkeypatch):
+    _out_of_memory(monkeypatch)
+    result = cli("generate", "too big", *SMALL)
     assert result.code == 1
     [job] = _history(cli)
     assert job["status"] == "failed"
-    assert "num_frames" in job["reason"] and job["outputs"] == []
+    assert "out of memory" in job["reason"] and job["outputs"] == []
+
+
+def test_history_keeps_ids_and_seeds_on_a_narrow_terminal(model, cli, workdir, monkeypatch) -> None:
+    """At 80 columns a long prompt and a long model name are cut; id, status, seed stay."""
+    store = JobStore()
+    long_model = "someone/a-model-repository-with-a-very-long-name"
+    first = store.add({"model": long_model, "prompt": "a fox " * 100, "seed": 4294967295},
+                      source="cli", status="queued")  # fmt: skip
+    second = store.add({"model": "shapes", "prompt": "x\x9b2J\x1b[31m", "seed": 7}, source="cli")
+    for columns in (80, 60):
+        monkeypatch.setenv("COLUMNS", str(columns))
+        lines = cli("history").out.splitlines()
+        assert lines[0].split()[:4] == ["id", "when", "status", "seed"], lines[0]
+        assert lines[1].split()[0] == str(second) and lines[2].split()[0] == str(first)
+        assert "4294967295" in lines[2] and "queued" in lines[2] and "someone/" in lines[2]
+        # below what the kept columns need (about 70 here), lines wrap rather than lose them
+        assert columns < 80 or all(len(line) <= columns for line in lines), lines
+        assert r"\x9b" in lines[1]  # shown escaped, never raw:
+        assert "\x9b" not in "".join(lines) and "\x1b" not in "".join(lines)
 
 
 def test_no_history_keeps_it_out(model, cli, workdir) -> None:
@@ -72,11 +112,12 @@ def test_python_api_records_and_notes_saved_files(model, workdir) -> None:
     assert JobStore().list()[1] == 1
 
 
-def test_list_is_newest_first_and_filters(model, cli, workdir) -> None:
+def test_list_is_newest_first_and_filters(model, cli, workdir, monkeypatch) -> None:
     for prompt in ("a red circle", "a blue square", "a red square"):
         assert cli("generate", prompt, *SMALL, "--no-history").code == 0
         assert cli("generate", prompt, *SMALL).code == 0
-    cli("generate", "bad", *SMALL, "--num-frames", "0")
+    _out_of_memory(monkeypatch)
+    assert cli("generate", "bad", *SMALL).code == 1
     jobs = _history(cli)
     assert [j["prompt"] for j in jobs] == ["bad", "a red square", "a blue square", "a red circle"]
     found = json.loads(cli("history", "--json", "--search", "red").out)["jobs"]

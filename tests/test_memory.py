@@ -66,13 +66,13 @@ def test_switches_are_applied_per_request_and_recorded(hub) -> None:
     assert pipe.vae.use_slicing and pipe.vae.use_tiling
     blocks = [m for m in pipe.unet.modules() if hasattr(m, "_chunk_size")]
     assert blocks and all(m._chunk_size == 1 for m in blocks)
-    assert on.record["memory"]["vae_slicing"] is True
+    assert on.record["parameters"]["vae_slicing"] is True
 
     off = promptreel.generate("a kite", model="modelscope", seed=2, **SMALL)
     assert load._current.pipe is pipe  # same pipeline, switches turned back off
     assert not pipe.vae.use_slicing and not pipe.vae.use_tiling
     assert all(m._chunk_size is None for m in blocks)
-    assert off.record["memory"]["forward_chunking"] is False
+    assert off.record["parameters"]["forward_chunking"] is False
 
 
 def test_forward_chunking_does_not_change_the_frames(hub) -> None:
@@ -98,7 +98,7 @@ def test_compile_compiles_the_denoiser_and_reloads(hub, monkeypatch) -> None:
     assert [type(m).__name__ for m in compiled] == ["UNet3DConditionModel"]
     assert video.frames.shape == (3, 32, 32, 3)
     assert video.record["pipeline_reused"] is False
-    assert video.record["memory"]["compile"] is True
+    assert video.record["parameters"]["compile"] is True
 
 
 def test_forward_chunking_on_a_transformer_is_refused_before_loading(

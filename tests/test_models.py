@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -180,3 +181,10 @@ def test_a_malformed_model_index_is_refused_in_one_line(cli, workdir, index) -> 
         result = cli(*args)
         assert result.code == 1
         assert "model_index.json" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+def test_models_shows_each_size_in_its_unit(cli) -> None:
+    """The 2.7 M parameters of the shipped model are not `0.0B`; a 1.7 B model stays in B."""
+    rows = {line.split()[0]: line for line in cli("models").out.splitlines()[1:]}
+    assert re.search(r"\s2\.\dM\s", rows["shapes"]), rows["shapes"]
+    assert re.search(r"\s1\.\dB\s", rows["modelscope"]), rows["modelscope"]

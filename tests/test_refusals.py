@@ -12,6 +12,8 @@ import pytest
 from conftest import files_in, plain_video
 from PIL import Image
 
+from promptreel.jobs.store import JobStore
+
 CASES = {
     "empty prompt": (["", "--model", "modelscope"], "needs a prompt"),
     "blank prompt": (["   \t", "--model", "zeroscope"], "needs a prompt"),
@@ -110,6 +112,28 @@ CASES = {
         "motion_bucket_id",
     ),
     "gif faster than browsers play": (["a cat", "--fps", "60", "--output", "fast.gif"], "fps"),
+    "gif at the input video's 60 fps": (
+        ["a cat", "--model", "zeroscope-xl", "--video", "{video60}", "-o", "up.gif"],
+        "60 fps",
+    ),
+    "GIF in capitals at the input's 60 fps": (
+        ["a cat", "--model", "zeroscope-xl", "--video", "{video60}", "--output", "up.GIF"],
+        "60 fps",
+    ),
+    "image from https": (
+        ["--model", "svd", "--image", "https://example.com/a.png"],
+        "'https://example.com/a.png'",
+    ),
+    "image from a file URL": (["--model", "svd", "--image", "file:///tmp/cat.png"], "URL"),
+    "video from http": (
+        ["a cat", "--model", "zeroscope-xl", "--video", "http://example.com/clip.mp4"],
+        "download it first",
+    ),
+    "video from a data URL": (
+        ["a cat", "--model", "zeroscope-xl", "--video", "data:video/mp4;base64,AAAA"],
+        "URL",
+    ),
+    "empty image path": (["--model", "svd", "--image", ""], "empty"),
     "empty output": (["a cat", "--output", ""], "empty"),
     "empty model name": (["a cat", "--model", ""], "empty"),
 }
@@ -128,10 +152,12 @@ def inputs(workdir: Path) -> dict[str, str]:
     Image.new("RGB", (64, 64), (200, 30, 30)).save(workdir / "cat.png")
     (workdir / "garbage.png").write_bytes(b"\x89PNG not really an image")
     plain_video(workdir / "clip.mp4", frames=4, side=64)
+    plain_video(workdir / "clip60.mp4", frames=4, side=64, fps=60)
     (workdir / "keep.mp4").write_bytes(b"precious")
     return {
         "image": "cat.png",
         "video": "clip.mp4",
+        "video60": "clip60.mp4",
         "garbage": "garbage.png",
         "garbage_name": "garbage.png",
     }
@@ -151,6 +177,7 @@ def test_refused_in_one_line_leaving_nothing(case, cli, workdir, inputs) -> None
     assert result.out == ""
     assert files_in(workdir) == before
     assert (workdir / "keep.mp4").read_bytes() == b"precious"
+    assert JobStore().list()[1] == 0, "a refused request is no generation: no history row"
 
 
 def test_existing_output_is_never_overwritten_without_asking(cli, workdir, inputs) -> None:

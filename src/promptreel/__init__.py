@@ -5,26 +5,68 @@ video = promptreel.generate("a red panda eating bamboo", model="modelscope", see
 video.save("panda.mp4")
 """
 
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    Cancelled,
+    InputError,
+    InvalidRequest,
+    ModelNotDownloaded,
+    ModelNotFound,
+    OutOfMemory,
+    OutputError,
+    PromptreelError,
+    UnsupportedDevice,
+)
 
 # Model folders are data, never code: diffusers reads this once, at import.
 os.environ["DIFFUSERS_DISABLE_REMOTE_CODE"] = "1"
 
-__all__ = ["GenerationRequest", "PromptreelError", "Video", "generate"]
+__version__ = importlib.metadata.version("promptreel")
+
+__all__ = [
+    "Cancelled",
+    "GenerateOptions",
+    "GenerationRequest",
+    "InputError",
+    "InvalidRequest",
+    "ModelNotDownloaded",
+    "ModelNotFound",
+    "OutOfMemory",
+    "OutputError",
+    "PromptreelError",
+    "UnsupportedDevice",
+    "Video",
+    "__version__",
+    "generate",
+    "unload",
+]
 
 # Importing torch and diffusers takes seconds; `promptreel models` and `--help` should not wait.
 _LAZY = {
-    "generate": "promptreel.generation",
+    "generate": "promptreel.api",
+    "unload": "promptreel.api",
+    "GenerateOptions": "promptreel.api",
     "Video": "promptreel.video",
     "GenerationRequest": "promptreel.request",
-    "PromptreelError": "promptreel.errors",
 }
+
+if TYPE_CHECKING:
+    from .api import GenerateOptions, generate, unload
+    from .request import GenerationRequest
+    from .video import Video
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        import importlib
-
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'promptreel' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

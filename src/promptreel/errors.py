@@ -10,12 +10,37 @@
     ├── OutOfMemory            the accelerator ran out of memory mid-job (with what to try)
     └── Cancelled              the job was cancelled between two steps
 
-Every message names the argument and the value, and says what to do.
+Every message names the argument and the value, and says what to do. Where one request field
+is at fault, the error also carries it as data (`argument`, by the request's field name, and
+`value`), so that a caller (the service, a script) never parses the message to find it.
 """
+
+from __future__ import annotations
+
+__all__ = [
+    "Cancelled",
+    "InputError",
+    "InvalidRequest",
+    "ModelNotDownloaded",
+    "ModelNotFound",
+    "OutOfMemory",
+    "OutputError",
+    "PromptreelError",
+    "UnsupportedDevice",
+]
 
 
 class PromptreelError(Exception):
-    """An error the user can act on; the CLI prints `ClassName: message` and exits 1."""
+    """An error the user can act on; the CLI prints `ClassName: message` and exits 1.
+
+    `argument` is the request field at fault (`num_frames`, `video`), if one is; `value` what it
+    held.
+    """
+
+    def __init__(self, message: str, *, argument: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.value = value
 
 
 class InvalidRequest(PromptreelError):
@@ -23,7 +48,19 @@ class InvalidRequest(PromptreelError):
 
 
 class InputError(PromptreelError):
-    pass
+    """An input file that cannot be used. `reason` is the message without the file's path
+    (the service names an upload by its field, not by the path it was saved to)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argument: str | None = None,
+        value: object = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message, argument=argument, value=value)
+        self.reason = message if reason is None else reason
 
 
 class OutputError(PromptreelError):

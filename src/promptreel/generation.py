@@ -1,7 +1,13 @@
-"""One request in, one `Video` out: resolve the model, check, load (cached), run, report.
+"""The generation engine: one checked request in, one `Video` out.
 
-video = generate("a red panda eating bamboo", model="modelscope", num_frames=16, seed=7)
-video.save("panda.mp4")
+    prepared = prepare(request)   # every check that needs no weights; raises PromptreelError
+    video = run(prepared, progress=print)
+
+`prepare` resolves the model, reads the input files and settles the request against the card,
+so a bad request is refused before anything loads (the CLI, the worker and the service's queue
+all call it first). `run` loads the pipeline (reusing the one loaded), denoises and decodes, and
+returns the frames with their record. The engine knows nothing of the history: the public
+`promptreel.generate` (api.py) records that around it.
 """
 
 from __future__ import annotations
@@ -35,13 +41,14 @@ from .models.load import (
 )
 from .models.resolve import find_card, locate
 from .request import (
-    DEFAULT_MODEL,
+    INPUT_FILES,
     MAX_FPS,
     GenerationRequest,
     InputVideo,
     Settings,
-    make_request,
+    recorded_parameters,
     settle,
+    settled_request,
 )
 from .schedulers import SCHEDULERS, make_scheduler
 from .video import Video, read_image, read_video
@@ -61,37 +68,12 @@ class Progress:
 ProgressFn = Callable[[Progress], None]
 
 
-def generate(
-    prompt: str | None = None,
-    *,
-    model: str = DEFAULT_MODEL,
-    progress: ProgressFn | None = None,
-    history: bool = True,
-    **options: Any,
-) -> Video:
-    """Make a video. `options` are the fields of `GenerationRequest` (diffusers' names).
+@dataclass(frozen=True)
+class Prepared:
+    """A request checked against its model and machine, with its inputs read: what `run` needs
+    besides the weights. `settings` are the values the pipeline will be called with."""
 
-    With `history`, the generation is kept in the history (`promptreel history`), and the
-    files the video is saved to are added to it.
-    """
-    from .jobs.history import history_entry
-
-    request = make_request(prompt=prompt, model=model, **options)
-    with history_entry(request, source="python", enabled=history) as entry:
-        video = run(request, progress=progress)
-        entry.succeeded(video.record)
-    video.on_save = entry.add_output
-    return video
-
-
-def check(request: GenerationRequest, *, folders: bool = True) -> Settings:
-    """Everything `run` checks before loading weights; raises the same PromptreelError.
-    The service calls it before it queues a job, so a bad request is refused at once."""
-    return _prepare(request, folders=folders).settings
-
-
-@dataclass
-class _Prepared:
+    request: GenerationRequest
     card: ModelCard
     device: str
     dtype: str
@@ -103,8 +85,19 @@ class _Prepared:
     frames_in: np.ndarray | None
 
 
-def _prepare(request: GenerationRequest, *, folders: bool) -> _Prepared:
-    """Step 1 of `run`: everything that can be checked without weights."""
+def prepare(
+    request: GenerationRequest,
+    *,
+    folders: bool = True,
+    check_settings: Callable[[Settings], None] | None = None,
+) -> Prepared:
+    """Everything that can be checked without weights; raises the PromptreelError `run` would.
+
+    `folders=False` refuses a model given as a local folder (the service's rule).
+    `check_settings` is the caller's own check of the settled values (an output file that
+    cannot take them, say: a GIF at an input video's 60 fps); it runs before the model is
+    looked for, so every refusal of the request comes before "not downloaded".
+    """
     card = find_card(request.model, folders=folders)
     device = pick_device(request.device)
     dtype = pick_dtype(request.dtype, device, card.dtype)
@@ -119,29 +112,26 @@ def _prepare(request: GenerationRequest, *, folders: bool) -> _Prepared:
     if image is not None and card.family.image_pipeline_class:
         pipeline_class = card.family.image_pipeline_class
     kwargs = _call_arguments(settings, card, pipeline_class)
+    if check_settings is not None:
+        check_settings(settings)
     folder = locate(card)  # after the request's own checks: those are the ones to fix first
     if request.forward_chunking:
         check_forward_chunking(folder)
     if "eta" in settings.params:
         _check_eta(settings.scheduler, folder)
-    return _Prepared(
-        card, device, dtype, settings, pipeline_class, kwargs, folder, image, frames_in
+    return Prepared(
+        request, card, device, dtype, settings, pipeline_class, kwargs, folder, image, frames_in
     )
 
 
-def run(
-    request: GenerationRequest, *, progress: ProgressFn | None = None, folders: bool = True
-) -> Video:
-    """Run a validated request; raises a PromptreelError before loading anything if it is bad.
-    `folders=False` refuses a model given as a local folder (the service's rule)."""
+def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
+    """Make the video of a prepared request: load (or reuse) the pipeline, denoise, decode."""
     report = progress or (lambda _: None)
-    # 1. Check everything that can be checked without weights
-    p = _prepare(request, folders=folders)
-    card, device, dtype, settings = p.card, p.device, p.dtype, p.settings
-    kwargs, folder, image, frames_in = p.kwargs, p.folder, p.image, p.frames_in
-    pipeline_class = p.pipeline_class
+    p = prepared
+    request, card, device, dtype, settings = p.request, p.card, p.device, p.dtype, p.settings
+    kwargs, folder = dict(p.kwargs), p.folder
 
-    # 2. Load, or reuse the loaded pipeline
+    # 1. Load, or reuse the loaded pipeline
     started = time.perf_counter()
     report(Progress("load"))
     options = LoadOptions(
@@ -153,8 +143,8 @@ def run(
         compile=request.compile,
     )
     pipe, own_scheduler, reused = load_pipeline(card, options)
-    if pipeline_class != card.family.pipeline_class:
-        pipe = getattr(diffusers, pipeline_class).from_pipe(pipe)
+    if p.pipeline_class != card.family.pipeline_class:
+        pipe = getattr(diffusers, p.pipeline_class).from_pipe(pipe)
     set_memory_switches(
         pipe,
         vae_slicing=request.vae_slicing,
@@ -168,13 +158,13 @@ def run(
     )
     timings = {"load": time.perf_counter() - started}
 
-    # 3. Run: encode the prompt, denoise, decode
-    if image is not None:
-        kwargs["image"] = image
-    if frames_in is not None:
+    # 2. Run: encode the prompt, denoise, decode
+    if p.image is not None:
+        kwargs["image"] = p.image
+    if p.frames_in is not None:
         kwargs["video"] = [
             Image.fromarray(f).resize((settings.width, settings.height), Image.Resampling.LANCZOS)
-            for f in frames_in[: settings.num_frames]
+            for f in p.frames_in[: settings.num_frames]
         ]
     clock = _StageClock(report, timings)
     pipe.progress_bar = clock.progress_bar
@@ -193,9 +183,8 @@ def run(
     clock.finish()
     frames = _to_uint8(output.frames if hasattr(output, "frames") else output.images)
 
-    record = _record(
-        request, card, settings, kwargs, pipe, folder=folder, device=device, dtype=dtype
-    )
+    # 3. Say how it was made
+    record = _record(p, kwargs, pipe)
     record["timings"] = {k: round(v, 3) for k, v in timings.items()}
     record["pipeline_reused"] = reused
     return Video(frames=frames, fps=settings.fps, record=record)
@@ -336,60 +325,35 @@ def _to_uint8(frames: Any) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def _record(
-    request: GenerationRequest,
-    card: ModelCard,
-    settings: Settings,
-    kwargs: dict[str, Any],
-    pipe: Any,
-    *,
-    folder: Path,
-    device: str,
-    dtype: str,
-) -> dict[str, Any]:
+def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
     """How the video was made: enough to make it again, bit for bit, on the same machine."""
+    settings = p.settings
     # what the pipeline was called with, in its own names (SVD's fps is a whole number)
-    arguments = {
-        k: v for k, v in kwargs.items() if k not in ("image", "video", "prompt", "negative_prompt")
-    }
+    texts_and_files = ("prompt", "negative_prompt", *INPUT_FILES)
+    arguments = {k: v for k, v in kwargs.items() if k not in texts_and_files}
     inputs = {
         name: {"file": path.name, "sha256": file_sha256(path)}
-        for name, path in (("image", request.image), ("video", request.video))
-        if path is not None
+        for name in INPUT_FILES
+        if (path := getattr(p.request, name)) is not None
     }
     return {
-        "promptreel_record": 1,
+        "promptreel_record": 2,
         "prompt": settings.prompt,
         "negative_prompt": settings.negative_prompt,
         "model": {
-            "name": card.name,
-            "repo_id": card.repo_id,
-            "revision": folder.name if card.local_path is None else card.revision,
+            "name": p.card.name,
+            "repo_id": p.card.repo_id,
+            "revision": p.folder.name if p.card.local_path is None else p.card.revision,
             "pipeline_class": type(pipe).__name__,
-            "variant": card.variant,
+            "variant": p.card.variant,
         },
-        # the request as settled: enough to make the same video again with promptreel
-        "parameters": {
-            "num_frames": settings.num_frames,
-            "height": settings.height,
-            "width": settings.width,
-            "fps": settings.fps,
-            "num_inference_steps": settings.num_inference_steps,
-            "guidance_scale": settings.guidance_scale,
-            "params": settings.params,
-        },
+        # the request as settled, every field: `history rerun` makes the same video from it
+        "parameters": recorded_parameters(settled_request(p.request, settings)),
         "pipeline_arguments": arguments,
         "seed": settings.seed,
         "scheduler": {"name": settings.scheduler, "class": type(pipe.scheduler).__name__},
-        "dtype": dtype,
-        "device": device,
-        "memory": {
-            "offload": request.offload,
-            "vae_slicing": request.vae_slicing,
-            "vae_tiling": request.vae_tiling,
-            "forward_chunking": request.forward_chunking,
-            "compile": request.compile,
-        },
+        "dtype": p.dtype,  # as resolved: `auto` in the parameters, `float32` here
+        "device": p.device,
         "inputs": inputs,
         "versions": {
             name: importlib.metadata.version(name)

@@ -1,18 +1,23 @@
-"""The request: one validated description of a video to make, shared by the CLI and the API.
+"""The request: one validated description of a video to make, shared by every surface.
 
-`GenerationRequest` is what a user asks for (unset fields are None). `settle` checks it against
-a model card and fills the gaps with the card's native values, giving `Settings`: every number
-the pipeline will be called with. Both happen before any model is loaded, so a bad request costs
-nothing and leaves nothing behind.
+`GenerationRequest` is the one definition of what a user can set. The CLI's `generate` options,
+the HTTP job body, the record's `parameters`, `history rerun` and the page's form all derive from
+it (tests/test_request_surfaces.py fails when one misses a field), so a new setting is: its field
+here, its check in `settle`, and its use in the engine.
+
+`settle` checks a request against a model card and fills the gaps with the card's native values,
+giving `Settings`: every number the pipeline will be called with. Both happen before any model is
+loaded, so a bad request costs nothing and leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -22,6 +27,7 @@ from .schedulers import SCHEDULERS, SWAPPABLE
 
 DEFAULT_MODEL = "shapes"  # ships inside the package: works offline from the first run
 MAX_PROMPT_CHARS = 4000
+MAX_MODEL_CHARS = 1000
 MAX_SEED = 2**63 - 1
 MAX_STEPS = 500
 MAX_GUIDANCE = 50.0
@@ -30,34 +36,50 @@ MAX_FPS = 120.0
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Offload = Literal["none", "model", "sequential", "group"]
+ParamValue = bool | int | float | str
+
+# The fields that name an input file: the CLI takes a path, the service an upload.
+INPUT_FILES = ("image", "video")
+# What a record keeps outside its `parameters`: the texts, the model, the input files' hashes.
+RECORDED_APART = ("prompt", "negative_prompt", "model", *INPUT_FILES)
+_URL = re.compile(r"[a-z][a-z0-9+.-]+:", re.IGNORECASE)  # https:, file:, data: (not C:)
 
 
 class GenerationRequest(BaseModel):
-    """What the user asked for, with diffusers' argument names. None means "the model's own"."""
+    """What the user asked for, with diffusers' argument names. None means "the model's own".
+
+    Each field's description is its help text on the command line and in the API schema.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prompt: str | None = None
-    model: str = DEFAULT_MODEL
-    negative_prompt: str | None = None
-    num_frames: int | None = None
-    fps: float | None = None
-    height: int | None = None
-    width: int | None = None
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
-    seed: int | None = None
-    scheduler: str | None = None
-    image: Path | None = None
-    video: Path | None = None
-    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
-    device: Device = "auto"
-    dtype: Dtype = "auto"
-    offload: Offload = "none"
-    vae_slicing: bool = False
-    vae_tiling: bool = False
-    forward_chunking: bool = False
-    compile: bool = False
+    prompt: str | None = Field(None, description="What the video shows.")
+    model: str = Field(
+        DEFAULT_MODEL, max_length=MAX_MODEL_CHARS, description="Alias, hub repo id or folder."
+    )
+    negative_prompt: str | None = Field(None, description="What to avoid.")
+    num_frames: int | None = Field(None, description="Frames to generate.")
+    fps: float | None = Field(None, description="Frames per second of the file.")
+    height: int | None = Field(None, description="Height in pixels.")
+    width: int | None = Field(None, description="Width in pixels.")
+    num_inference_steps: int | None = Field(None, description="Denoising steps.")
+    guidance_scale: float | None = Field(None, description="Classifier-free guidance.")
+    seed: int | None = Field(None, description="Random seed (default: a random one).")
+    scheduler: str | None = Field(None, description=f"{', '.join(SCHEDULERS)}.")
+    image: Path | None = Field(None, description="Image to animate (a local file).")
+    video: Path | None = Field(None, description="Video to transform (a local file).")
+    params: dict[str, ParamValue] = Field(
+        default_factory=dict, description="Model-specific settings (`promptreel models show`)."
+    )
+    device: Device = Field("auto", description="Where to run.")
+    dtype: Dtype = Field(
+        "auto", description="Weights' precision (auto: float32 on the CPU, the model's on a GPU)."
+    )
+    offload: Offload = Field("none", description="Keep weights off the GPU until needed.")
+    vae_slicing: bool = Field(False, description="Decode one video at a time.")
+    vae_tiling: bool = Field(False, description="Decode in tiles (less memory).")
+    forward_chunking: bool = Field(False, description="Chunk feed-forward layers (less memory).")
+    compile: bool = Field(False, description="torch.compile the denoiser.")
 
     @field_validator("model", mode="before")
     @classmethod
@@ -74,6 +96,20 @@ class GenerationRequest(BaseModel):
             raise ValueError(f"must be one of {', '.join(SCHEDULERS)}")
         return name
 
+    @field_validator(*INPUT_FILES, mode="before")
+    @classmethod
+    def _local_file(cls, path: object) -> object:
+        # diffusers' loaders would fetch a URL; promptreel reads local files only (it works
+        # offline, and the service must not be made to fetch addresses for a client)
+        if isinstance(path, str) and _URL.match(path) and len(path.split(":", 1)[0]) > 1:
+            raise ValueError(
+                "is a URL; promptreel reads local files only: download it first "
+                "(e.g. curl -o FILE URL) and give its path"
+            )
+        if isinstance(path, str) and not path.strip():
+            raise ValueError("is empty; give the path of a file")
+        return path
+
 
 def make_request(**fields: object) -> GenerationRequest:
     """Build a request, turning pydantic's multi-line report into one line that names the field."""
@@ -82,8 +118,19 @@ def make_request(**fields: object) -> GenerationRequest:
     except ValidationError as exc:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "request"
-        message = err["msg"].removeprefix("Value error, ").lower()
-        raise InvalidRequest(f"`{name}` {message} (got {err.get('input')!r}).") from None
+        message = err["msg"].removeprefix("Value error, ")
+        message = message[0].lower() + message[1:]
+        value = err.get("input")
+        raise InvalidRequest(
+            f"`{name}` {message} (got {_show_value(value)}).",
+            argument=str(err["loc"][0]) if err["loc"] else None,
+            value=value,
+        ) from None
+
+
+def _show_value(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 @dataclass(frozen=True)
@@ -101,6 +148,18 @@ class Settings:
     seed: int
     scheduler: str | None
     params: dict[str, bool | int | float] = field(default_factory=dict)
+
+
+def settled_request(request: GenerationRequest, settings: Settings) -> GenerationRequest:
+    """`request` with every value the model settled on fixed (the seed above all): it makes the
+    same video again, whatever the card's defaults become."""
+    return request.model_copy(update=asdict(settings))
+
+
+def recorded_parameters(settled: GenerationRequest) -> dict[str, Any]:
+    """A record's `parameters`: every field of the settled request that the record does not
+    keep apart. `history rerun` rebuilds the request from them."""
+    return settled.model_dump(mode="json", exclude=set(RECORDED_APART))
 
 
 @dataclass(frozen=True)
@@ -157,7 +216,9 @@ def settle(
     if request.scheduler is not None and family.pipeline_class not in SWAPPABLE:
         raise InvalidRequest(
             f"--scheduler is not supported for {card.name}: {family.pipeline_class} needs the "
-            "scheduler it ships with; leave --scheduler unset."
+            "scheduler it ships with; leave --scheduler unset.",
+            argument="scheduler",
+            value=request.scheduler,
         )
     seed = secrets.randbelow(2**32) if request.seed is None else request.seed
     _check_range("seed", seed, 0, MAX_SEED)
@@ -185,20 +246,28 @@ def _check_prompt(
         if text is not None:
             raise InvalidRequest(
                 f"{card.name} takes no text, only an image: remove the {name} "
-                "(it would be ignored)."
+                "(it would be ignored).",
+                argument=name,
+                value=text,
             )
         return None
     if text is None and optional:
         return None
     if text is None or not text.strip():
-        raise InvalidRequest(f"{card.name} needs a {name}: give a non-empty text.")
+        raise InvalidRequest(
+            f"{card.name} needs a {name}: give a non-empty text.", argument=name, value=text
+        )
     if len(text) > MAX_PROMPT_CHARS:
         raise InvalidRequest(
-            f"`{name}` is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}."
+            f"`{name}` is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}.",
+            argument=name,
+            value=text,
         )
     if any((ord(c) < 32 and c not in "\t\n") or ord(c) == 127 for c in text):
         raise InvalidRequest(
-            f"`{name}` contains control characters (such as escape codes); remove them."
+            f"`{name}` contains control characters (such as escape codes); remove them.",
+            argument=name,
+            value=text,
         )
     return text.strip()
 
@@ -207,16 +276,26 @@ def _check_inputs(request: GenerationRequest, card: ModelCard) -> None:
     tasks = card.tasks
     if "video-to-video" in tasks:
         if request.video is None:
-            raise InvalidRequest(f"{card.name} transforms a video: give one with --video PATH.")
+            raise InvalidRequest(
+                f"{card.name} transforms a video: give one with --video PATH.", argument="video"
+            )
     elif request.video is not None:
-        raise InvalidRequest(f"{card.name} does not take a video; remove --video.")
+        raise InvalidRequest(
+            f"{card.name} does not take a video; remove --video.",
+            argument="video",
+            value=str(request.video),
+        )
     if "image-to-video" in tasks:
         if request.image is None and "text-to-video" not in tasks:
-            raise InvalidRequest(f"{card.name} animates an image: give one with --image PATH.")
+            raise InvalidRequest(
+                f"{card.name} animates an image: give one with --image PATH.", argument="image"
+            )
     elif request.image is not None:
         raise InvalidRequest(
             f"{card.name} does not take an image; remove --image or pick an image-to-video model "
-            "(see `promptreel models`)."
+            "(see `promptreel models`).",
+            argument="image",
+            value=str(request.image),
         )
 
 
@@ -226,18 +305,24 @@ def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None) ->
     if not lowest <= num_frames <= card.max_frames:
         raise InvalidRequest(
             f"`num_frames` must be between {lowest} and {card.max_frames} for {card.name} "
-            f"but is {num_frames}."
+            f"but is {num_frames}.",
+            argument="num_frames",
+            value=num_frames,
         )
     if (num_frames - offset) % step:
         below = num_frames - (num_frames - offset) % step
         valid = ", ".join(str(n) for n in (below, below + step) if lowest <= n <= card.max_frames)
         rule = f"{step}k+{offset}" if offset else f"a multiple of {step}"
         raise InvalidRequest(
-            f"`num_frames` must be {rule} for {card.name} but is {num_frames}; try {valid}."
+            f"`num_frames` must be {rule} for {card.name} but is {num_frames}; try {valid}.",
+            argument="num_frames",
+            value=num_frames,
         )
     if video_frames is not None and num_frames > video_frames:
         raise InvalidRequest(
-            f"`num_frames` is {num_frames} but the input video has only {video_frames} frames."
+            f"`num_frames` is {num_frames} but the input video has only {video_frames} frames.",
+            argument="num_frames",
+            value=num_frames,
         )
 
 
@@ -245,18 +330,24 @@ def _check_size(height: int, width: int, card: ModelCard) -> None:
     if card.fixed_size and (height, width) != (card.height, card.width):
         raise InvalidRequest(
             f"{card.name} runs only at {card.width}x{card.height} but {width}x{height} was "
-            "asked for; leave --width and --height unset."
+            "asked for; leave --width and --height unset.",
+            argument="height" if height != card.height else "width",
+            value=height if height != card.height else width,
         )
     m = card.family.size_multiple
     for name, value in (("height", height), ("width", width)):
         if value < m or value % m:
             raise InvalidRequest(
-                f"`{name}` must be a positive multiple of {m} for {card.name} but is {value}."
+                f"`{name}` must be a positive multiple of {m} for {card.name} but is {value}.",
+                argument=name,
+                value=value,
             )
     if height * width > card.max_pixels:
         raise InvalidRequest(
             f"{width}x{height} is {height * width} pixels, more than the {card.max_pixels} "
-            f"{card.name} supports; lower --width/--height."
+            f"{card.name} supports; lower --width/--height.",
+            argument="width",
+            value=width,
         )
 
 
@@ -267,14 +358,20 @@ def _check_increasing(values: dict[str, bool | int | float], card: ModelCard) ->
         shown = ", ".join(f"{n}={values[n]}" for n in names if n in values)
         raise InvalidRequest(
             f"{card.name} needs {' < '.join(names)} but has {shown}; adjust them with "
-            "--param and --num-inference-steps."
+            "--param and --num-inference-steps.",
+            argument="params",
+            value={n: values[n] for n in names if n in values},
         )
 
 
-def _check_range(name: str, value: float, lo: float, hi: float) -> None:
+def _check_range(
+    name: str, value: float, lo: float, hi: float, *, argument: str | None = None
+) -> None:
     if not lo <= value <= hi:
         raise InvalidRequest(
-            f"`{name}` must be between {_show(lo)} and {_show(hi)} but is {_show(value)}."
+            f"`{name}` must be between {_show(lo)} and {_show(hi)} but is {_show(value)}.",
+            argument=argument or name,
+            value=value,
         )
 
 
@@ -283,26 +380,28 @@ def _show(number: float) -> str:
     return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 
 
-def _check_params(
-    given: dict[str, bool | int | float | str], card: ModelCard
-) -> dict[str, bool | int | float]:
+def _check_params(given: dict[str, ParamValue], card: ModelCard) -> dict[str, bool | int | float]:
     known = card.family.params
     checked: dict[str, bool | int | float] = {}
     for key, raw in given.items():
         spec = known.get(key)
         if spec is None:
             names = ", ".join(sorted(known)) or "none"
-            raise InvalidRequest(f"unknown --param `{key}` for {card.name}; it accepts: {names}.")
+            raise InvalidRequest(
+                f"unknown --param `{key}` for {card.name}; it accepts: {names}.",
+                argument="params",
+                value=key,
+            )
         value = _parse_param(key, raw, spec.type)
         if spec.type is not bool:
             lo = float("-inf") if spec.minimum is None else spec.minimum
             hi = float("inf") if spec.maximum is None else spec.maximum
-            _check_range(key, value, lo, hi)
+            _check_range(key, value, lo, hi, argument="params")
         checked[key] = value
     return checked
 
 
-def _parse_param(key: str, raw: bool | int | float | str, kind: type) -> bool | int | float:
+def _parse_param(key: str, raw: ParamValue, kind: type) -> bool | int | float:
     text = str(raw).strip().lower()
     if kind is bool:
         if text in ("1", "true", "yes", "on"):
@@ -319,4 +418,6 @@ def _parse_param(key: str, raw: bool | int | float | str, kind: type) -> bool | 
                 value = None
         if value is not None and value == value and abs(value) != float("inf"):  # no NaN/inf
             return value
-    raise InvalidRequest(f"--param {key} expects {kind.__name__} but got {raw!r}.")
+    raise InvalidRequest(
+        f"--param {key} expects {kind.__name__} but got {raw!r}.", argument="params", value=raw
+    )

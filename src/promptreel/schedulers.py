@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import diffusers
-
 # name -> (diffusers class, settings that make it the sampler people mean by that name)
 SCHEDULERS: dict[str, tuple[str, dict[str, Any]]] = {
     "ddim": ("DDIMScheduler", {}),
@@ -35,6 +33,8 @@ def make_scheduler(name: str, base_config: dict[str, Any], overrides: dict[str, 
     `overrides` are a card's settings on top (AnimateDiff's guide wants linear betas, no
     sample clipping): they win over both the repo's config and the sampler's defaults.
     """
+    import diffusers  # seconds to import: not for `--help` or a refused request
+
     class_name, settings = SCHEDULERS[name]
     cls = getattr(diffusers, class_name)
     return cls.from_config(base_config, **{**settings, **overrides})

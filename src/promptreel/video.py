@@ -522,14 +522,27 @@ def _publish_folder(temp: Path, target: Path, *, overwrite: bool) -> None:
 # Reading
 
 
-def _input_file(path: str | os.PathLike[str], where: str) -> Path:
+def _refusal(argument: str | None, path: str | os.PathLike[str]) -> Callable[[str], InputError]:
+    """The errors of one input file: `--video 'clip.mp4': REASON`, carrying the field and path."""
+    shown = repr(os.fspath(path))
+    where = f"--{argument} {shown}" if argument else shown
+
+    def refuse(reason: str) -> InputError:
+        return InputError(
+            f"{where}: {reason}", argument=argument, value=os.fspath(path), reason=reason
+        )
+
+    return refuse
+
+
+def _input_file(path: str | os.PathLike[str], refuse: Callable[[str], InputError]) -> Path:
     file = Path(os.path.abspath(os.fspath(path)))
     if not file.exists():
-        raise InputError(f"{where}: no such file; check the path")
+        raise refuse("no such file; check the path")
     if not file.is_file():
-        raise InputError(f"{where}: is not a file")
+        raise refuse("is not a file")
     if not os.access(file, os.R_OK):
-        raise InputError(f"{where}: is not readable (permission denied)")
+        raise refuse("is not readable (permission denied)")
     return file
 
 
@@ -551,23 +564,23 @@ def read_video(
     frames larger than `max_pixels` before decoding them. With `first`, decodes only the first
     `first` frames: a model that uses 24 frames of a long clip need not hold all of it in memory.
     """
-    where = f"--video {os.fspath(path)!r}"
-    file = _input_file(path, where)
+    refuse = _refusal("video", path)
+    file = _input_file(path, refuse)
     try:
         container = _open_input(file)
     except av.FFmpegError:
         # FFmpeg's own text here ("Invalid argument" for a refused demuxer) would mislead.
-        raise InputError(f"{where}: is not a video this can read ({_READABLE})") from None
+        raise refuse(f"is not a video this can read ({_READABLE})") from None
     try:
         if not container.streams.video:
-            raise InputError(f"{where}: has no video stream")
+            raise refuse("has no video stream")
         stream = container.streams.video[0]
         if stream.codec_context is None:
-            raise InputError(f"{where}: its video codec is unknown ({_READABLE})")
+            raise refuse(f"its video codec is unknown ({_READABLE})")
         stream.thread_type = "AUTO"
         width, height = stream.codec_context.width, stream.codec_context.height
         if width * height > max_pixels:
-            raise InputError(_too_large(where, width, height, max_pixels))
+            raise refuse(_too_large(width, height, max_pixels))
 
         arrays: list[np.ndarray] = []
         for frame in container.decode(stream):
@@ -576,38 +589,38 @@ def read_video(
             if not width or not height:  # some containers only say once a frame is decoded
                 width, height = frame.width, frame.height
                 if width * height > max_pixels:
-                    raise InputError(_too_large(where, width, height, max_pixels))
+                    raise refuse(_too_large(width, height, max_pixels))
             if len(arrays) == max_frames:
-                raise InputError(
-                    f"{where}: has more than {max_frames} frames, the limit; "
+                raise refuse(
+                    f"has more than {max_frames} frames, the limit; "
                     f"trim it first (e.g. ffmpeg -i IN -frames:v {max_frames} OUT)"
                 )
             # A stream may change size midway; every frame is scaled to the first one's size.
             arrays.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
         fps = stream.guessed_rate or stream.average_rate
     except av.FFmpegError as e:
-        raise InputError(f"{where}: is corrupt and does not decode ({_reason(e)})") from None
+        raise refuse(f"is corrupt and does not decode ({_reason(e)})") from None
     finally:
         container.close()
 
     if not arrays:
-        raise InputError(f"{where}: has no frames that decode (empty, truncated or corrupt)")
+        raise refuse("has no frames that decode (empty, truncated or corrupt)")
     if not fps or fps <= 0:
-        raise InputError(f"{where}: has no frame rate")
+        raise refuse("has no frame rate")
     return np.stack(arrays), float(fps)
 
 
-def _too_large(where: str, width: int, height: int, max_pixels: int) -> str:
+def _too_large(width: int, height: int, max_pixels: int) -> str:
     return (
-        f"{where}: {width}x{height} is larger than the limit of {max_pixels} pixels per frame; "
+        f"{width}x{height} is larger than the limit of {max_pixels} pixels per frame; "
         "scale it down first"
     )
 
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Open an image as RGB, upright (EXIF orientation applied), or raise `InputError`."""
-    where = f"--image {os.fspath(path)!r}"
-    file = _input_file(path, where)
+    refuse = _refusal("image", path)
+    file = _input_file(path, refuse)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
@@ -616,27 +629,25 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) ->
             with Image.open(file, formats=_IMAGE_FORMATS) as image:
                 # Image.open reads only the header: refuse a bomb before decoding any pixel.
                 if image.width * image.height > max_pixels:
-                    raise InputError(_too_large(where, image.width, image.height, max_pixels))
+                    raise refuse(_too_large(image.width, image.height, max_pixels))
                 if min(image.size) < MIN_IMAGE_SIDE:
-                    raise InputError(
-                        f"{where}: is {image.width}x{image.height}; give an image at least "
+                    raise refuse(
+                        f"is {image.width}x{image.height}; give an image at least "
                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
                     )
                 image.load()
                 upright = ImageOps.exif_transpose(image)
                 return _to_rgb(upright)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise InputError(f"{where}: is too large to decode safely: {e}") from None
+        raise refuse(f"is too large to decode safely: {e}") from None
     except UnidentifiedImageError:
-        raise InputError(
-            f"{where}: is not an image Pillow can read (PNG, JPEG, WebP ...)"
-        ) from None
+        raise refuse("is not an image Pillow can read (PNG, JPEG, WebP ...)") from None
     except InputError:
         raise
     except Exception as e:
         # Truncated or corrupt data surfaces as OSError / SyntaxError from the decoders, and
         # a malformed EXIF block as struct.error or others from exif_transpose.
-        raise InputError(f"{where}: is corrupt and does not decode ({_reason(e)})") from None
+        raise refuse(f"is corrupt and does not decode ({_reason(e)})") from None
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -666,11 +677,11 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     raw = os.fspath(path)
     target = Path(os.path.abspath(raw))
-    where = f"{raw!r}"
+    refuse = _refusal(None, raw)
     if target.is_dir():
         sidecar = target / _RECORD_NAME
     else:
-        _input_file(raw, where)
+        _input_file(raw, refuse)
         sidecar = _sidecar(target)
         embedded = _embedded_record(target)
         if embedded is not None:
@@ -679,18 +690,17 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
         try:
             record = json.loads(sidecar.read_text(encoding="utf-8"))
         except OSError as e:
-            message = f"{where}: its record {sidecar.name} is unreadable ({_reason(e)})"
-            raise InputError(message) from None
+            raise refuse(f"its record {sidecar.name} is unreadable ({_reason(e)})") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise InputError(f"{where}: its record {sidecar.name} is not valid JSON: {e}") from None
+            raise refuse(f"its record {sidecar.name} is not valid JSON: {e}") from None
         if _is_record(record):
             return record
-        raise InputError(
-            f"{where}: has no generation record ({sidecar.name} is JSON but not a promptreel "
+        raise refuse(
+            f"has no generation record ({sidecar.name} is JSON but not a promptreel "
             "record); was it made by promptreel?"
         )
-    raise InputError(
-        f"{where}: has no generation record (no comment tag and no {sidecar.name} beside it); "
+    raise refuse(
+        f"has no generation record (no comment tag and no {sidecar.name} beside it); "
         "was it made by promptreel?"
     )
 

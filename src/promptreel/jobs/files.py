@@ -12,7 +12,8 @@ import secrets
 from contextlib import suppress
 from pathlib import Path
 
-from .store import Job, home
+from ..home import home
+from .store import Job
 
 _PNG_FRAME = re.compile(r"frame_\d{5,}\.png")
 

@@ -1,7 +1,8 @@
 """A history row around one generation run by the CLI or the Python API.
 
+    prepared = prepare(request)    # a refused request is no generation: it gets no row
     with history_entry(request, source="cli", enabled=True) as entry:
-        video = run(request)
+        video = run(prepared)
         entry.add_output(video.save(path))
         entry.succeeded(video.record)
 
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, InvalidRequest, PromptreelError
-from ..request import GenerationRequest, make_request
+from ..generation import file_sha256
+from ..request import INPUT_FILES, GenerationRequest, make_request
 from .store import Job, JobStore
 
 
@@ -48,7 +50,7 @@ def history_entry(
     job_id = None
     if store is not None:
         fields = request.model_dump(mode="json")
-        for key in ("image", "video"):  # absolute: a rerun from another folder finds them
+        for key in INPUT_FILES:  # absolute: a rerun from another folder finds them
             if fields.get(key):
                 fields[key] = os.path.abspath(fields[key])
         job_id = store.add(fields, source=source, status="running")
@@ -87,25 +89,15 @@ def rerun_request(job: Job) -> GenerationRequest:
         fields["seed"] = job.seed
         return make_request(**fields)
     _check_inputs(job, fields, record.get("inputs") or {})
-    parameters = record["parameters"]
-    fields.update(
-        seed=record["seed"],
-        num_frames=parameters["num_frames"],
-        height=parameters["height"],
-        width=parameters["width"],
-        fps=parameters["fps"],
-        num_inference_steps=parameters["num_inference_steps"],
-        guidance_scale=parameters["guidance_scale"],
-        params=parameters["params"],
-        scheduler=record["scheduler"]["name"],
-    )
+    # the negative prompt as settled (a card's own, when none was given) is kept apart
+    fields.update(record["parameters"], negative_prompt=record["negative_prompt"])
+    if record.get("promptreel_record") == 1:  # before every field was in `parameters`
+        fields.update(seed=record["seed"], scheduler=record["scheduler"]["name"])
     return make_request(**fields)
 
 
 def _check_inputs(job: Job, fields: dict[str, Any], inputs: dict[str, Any]) -> None:
     """The image or video a job was made from must be the same file still."""
-    from ..generation import file_sha256
-
     for key, noted in inputs.items():
         path = Path(fields.get(key) or "")
         try:

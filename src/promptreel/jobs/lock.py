@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from ..errors import InvalidRequest, OutputError
-from .store import home
+from ..home import home
 
 try:
     import fcntl

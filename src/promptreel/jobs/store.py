@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
+from ..home import home
 
 STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = ("succeeded", "failed", "cancelled")
@@ -72,18 +73,6 @@ MIGRATIONS: list[tuple[str, str]] = [
         "ALTER TABLE jobs ADD COLUMN owner_start TEXT",
     ),
 ]
-
-
-def home() -> Path:
-    """The user data folder: PROMPTREEL_HOME, else the platform's place for app data."""
-    if os.environ.get("PROMPTREEL_HOME"):
-        return Path(os.environ["PROMPTREEL_HOME"]).expanduser()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "promptreel"
-    if sys.platform == "win32":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "promptreel"
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "promptreel"
 
 
 @dataclass

@@ -18,7 +18,7 @@ import time
 import traceback
 
 from ..errors import Cancelled, PromptreelError
-from ..generation import Progress, run
+from ..generation import Progress, prepare, run
 from ..request import make_request
 from .files import output_path
 from .store import Job, JobStore
@@ -100,7 +100,7 @@ class Worker:
         self._job = job.id
         try:
             request = make_request(**job.request)
-            video = run(request, progress=reporter, folders=False)
+            video = run(prepare(request, folders=False), progress=reporter)
             reporter(Progress("write"))
             path = output_path(job.id, job.output_format or "mp4")
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
@@ -41,10 +41,10 @@ from ..jobs.files import clean_partial_files, job_files, outputs_dir, remove_fil
 from ..jobs.lock import hold_service_lock, release_service_lock
 from ..jobs.store import Job, JobStore
 from ..jobs.worker import Worker
-from ..request import MAX_PROMPT_CHARS, Device, Dtype, Offload
+from ..request import INPUT_FILES
 from .errors import ApiError
+from .job_body import JobCreate, check_job
 from .uploads import MAX_UPLOAD_BYTES, save_upload
-from .validate import check_job
 
 STATIC = Path(__file__).parent / "static"
 MAX_JSON_BYTES = 2**20
@@ -56,35 +56,6 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 VERSION = importlib.metadata.version("promptreel")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
-
-
-class JobCreate(BaseModel):
-    """A job: the fields of `promptreel generate`, by the same names, and the file format.
-    Images and videos come as multipart uploads named `image` and `video`."""
-
-    # strict: `true` or "4" for num_frames is a mistake to point out, not to guess at
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    model: str | None = Field(default=None, max_length=200)
-    negative_prompt: str | None = Field(default=None, max_length=MAX_PROMPT_CHARS)
-    num_frames: int | None = None
-    fps: float | None = None
-    height: int | None = None
-    width: int | None = None
-    num_inference_steps: int | None = None
-    guidance_scale: float | None = None
-    seed: int | None = None
-    scheduler: str | None = None
-    params: dict[str, bool | int | float | str] = Field(default_factory=dict)
-    device: Device = "auto"
-    dtype: Dtype = "auto"
-    offload: Offload = "none"
-    vae_slicing: bool = False
-    vae_tiling: bool = False
-    forward_chunking: bool = False
-    compile: bool = False
-    format: Literal["mp4", "webm", "gif"] = "mp4"
 
 
 JOB_SCHEMA = JobCreate.model_json_schema()  # inlined in the OpenAPI of the JSON/multipart body
@@ -133,11 +104,12 @@ def create_app(
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         # a full queue or too many streams: a client may try again shortly
         headers = {"Retry-After": "5"} if exc.status == 429 else exc.headers
-        return _error(exc.status, exc.detail, headers)
+        return _error(exc.status, exc.detail, headers, argument=exc.argument)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(422, _one_line(exc.errors()))
+    async def _invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        error = _invalid(exc.errors())
+        return _error(error.status, error.detail, argument=error.argument)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -211,7 +183,7 @@ def create_app(
         try:
             body = JobCreate.model_validate(fields)
         except ValidationError as exc:
-            raise ApiError(422, _one_line(exc.errors())) from None
+            raise _invalid(exc.errors()) from None
         saved: list[Path] = []
         try:
             for key, upload in uploads.items():
@@ -389,7 +361,7 @@ async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str,
             raise
         except Exception as exc:  # Starlette's MultiPartException and parser errors
             raise ApiError(400, f"the multipart body cannot be read: {exc}") from None
-        unknown = set(form) - {"request", "image", "video"}
+        unknown = set(form) - {"request", *INPUT_FILES}
         if unknown:
             raise ApiError(422, f"unknown form part(s): {', '.join(sorted(unknown))}")
         text = form.get("request", "{}")
@@ -399,7 +371,7 @@ async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str,
             raise ApiError(413, f"the `request` part is larger than {MAX_JSON_BYTES} bytes")
         fields = _fields(text.encode(), "the `request` part")
         uploads = {}
-        for key in ("image", "video"):
+        for key in INPUT_FILES:
             value = form.get(key)
             if value is None:
                 continue
@@ -457,8 +429,8 @@ def _job_json(job: Job) -> dict[str, Any]:
     """A job as the API shows it: no server paths (`outputs` becomes `video_url`)."""
     data = job.to_dict()
     data.pop("outputs")
-    data["request"] = {k: v for k, v in data["request"].items() if k not in ("image", "video")}
-    data["inputs"] = [k for k in ("image", "video") if job.request.get(k)]
+    data["request"] = {k: v for k, v in data["request"].items() if k not in INPUT_FILES}
+    data["inputs"] = [k for k in INPUT_FILES if job.request.get(k)]
     served = job.status == "succeeded" and any(_served_file(Path(f)) for f in job.outputs[:1])
     data["video_url"] = f"/v1/jobs/{job.id}/video" if served else None
     if job.source != "service":  # its files are where the user put them, not served
@@ -476,10 +448,18 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
-def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _error(
+    status: int,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    *,
+    argument: str | None = None,
+) -> JSONResponse:
+    """`{"detail": "one line"}`, and `"argument"`: the request field at fault, when known."""
     # a lone surrogate from the request, echoed back, must not break the JSON encoder
     safe = detail.encode("utf-8", "backslashreplace").decode("utf-8")
-    return JSONResponse({"detail": safe}, status_code=status, headers=headers)
+    body = {"detail": safe} if argument is None else {"detail": safe, "argument": argument}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def _same_origin(origin: str, host: str) -> bool:
@@ -517,9 +497,12 @@ def _served_file(path: Path) -> bool:
     return any(resolved.is_relative_to(d.resolve()) for d in (outputs_dir(), uploads_dir()))
 
 
-def _one_line(errors: Any) -> str:
-    """Pydantic's list of errors as one line naming the first field and what is wrong."""
+def _invalid(errors: Any) -> ApiError:
+    """Pydantic's list of errors as a 422 of one line naming the first field and what is wrong."""
     err = errors[0] if errors else {}
-    where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
+    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
     message = str(err.get("msg", "invalid request")).removeprefix("Value error, ")
-    return f"`{where}`: {message}" if where else message
+    where = ".".join(loc)
+    return ApiError(
+        422, f"`{where}`: {message}" if where else message, argument=loc[0] if loc else None
+    )

@@ -1,9 +1,18 @@
-"""The one error the API raises itself: an HTTP status and a one-line message."""
+"""The one error the API raises itself: an HTTP status, a one-line message, and the request
+field at fault when there is one (the page marks that field)."""
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        *,
+        argument: str | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.headers = headers
+        self.argument = argument

@@ -32,15 +32,18 @@ async def save_upload(upload: Any, kind: str) -> Path:
             while chunk := await upload.read(_CHUNK):
                 size += len(chunk)
                 if size > MAX_UPLOAD_BYTES:
-                    raise ApiError(413, f"`{kind}` is larger than {MAX_UPLOAD_BYTES // 2**20} MiB")
+                    raise ApiError(
+                        413,
+                        f"`{kind}` is larger than {MAX_UPLOAD_BYTES // 2**20} MiB",
+                        argument=kind,
+                    )
                 out.write(chunk)
         if size == 0:
-            raise ApiError(422, f"`{kind}` is an empty file")
+            raise ApiError(422, f"`{kind}` is an empty file", argument=kind)
         try:
             suffix = await asyncio.to_thread(_checked_suffix, temp, kind)
         except InputError as exc:
-            reason = str(exc).split(": ", 1)[-1]
-            raise ApiError(422, f"`{kind}` upload: {reason}") from None
+            raise ApiError(422, f"`{kind}` upload: {exc.reason}", argument=kind) from None
         final = new_upload_path(suffix)
         os.replace(temp, final)
         return final

@@ -18,7 +18,7 @@ const STAGES = {
   decode: "Decoding the frames",
   write: "Writing the video",
 };
-const DEFAULTS = ["num_frames", "height", "width", "num_inference_steps", "guidance_scale"];
+const DEFAULTS = ["num_frames", "height", "width", "num_inference_steps", "guidance_scale", "fps"];
 
 const $ = (id) => document.getElementById(id);
 const form = $("job-form");
@@ -58,13 +58,23 @@ async function api(path, { method = "GET", body } = {}) {
     if (response.status === 401) detail += "; open this page as /#token=TOKEN";
     const error = new Error(detail);
     error.status = response.status;
+    error.argument = data?.argument; // the request field at fault, if one is
     throw error;
   }
   return data;
 }
 
-function say(text) {
+function say(text, argument) {
   $("message").textContent = text.replace(/\s+/g, " ").trim(); // one line, however it came
+  for (const field of form.elements) field.removeAttribute("aria-invalid");
+  // an upload goes as its own part, not as a named field
+  const field = ["image", "video"].includes(argument)
+    ? $("input-file")
+    : argument && form.elements.namedItem(argument);
+  if (field instanceof HTMLElement) {
+    field.setAttribute("aria-invalid", "true");
+    field.closest("details")?.setAttribute("open", "");
+  }
 }
 
 /** Build an element: properties set as properties, children as nodes or plain text. */
@@ -112,7 +122,8 @@ function showDefaults() {
 function formFields() {
   const body = {};
   for (const field of form.elements) {
-    if (!field.name || field.value.trim() === "") continue;
+    if (field.type === "checkbox") body[field.name] = field.checked;
+    if (!field.name || field.type === "checkbox" || field.value.trim() === "") continue;
     if (field.type === "number") body[field.name] = field.valueAsNumber;
     else if (field.name === "params") body.params = parseParams(field.value);
     else body[field.name] = field.value;
@@ -169,7 +180,7 @@ form.addEventListener("submit", async (event) => {
   try {
     await submit(formFields());
   } catch (error) {
-    say(error.message);
+    say(error.message, error.argument);
   } finally {
     sending = false;
   }
@@ -350,8 +361,7 @@ function addVideo(job, where) {
 
 /** Queue the job's request again: it holds the seed, so the same video comes out. */
 function rerunJob(job) {
-  // `compile` is a switch of the Python API that the HTTP API does not take
-  const { compile, ...fields } = job.request;
+  const fields = { ...job.request };
   if (job.output_format) fields.format = job.output_format;
   return submit(fields);
 }

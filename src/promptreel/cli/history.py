@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from .cli import _print_fields, make_video
-from .errors import InvalidRequest
+from ..errors import InvalidRequest
+from .generate import OWN_OPTIONS, make_video, with_options
+from .show import print_fields, table_lines
 
-ID_HELP = "The id from `history`."
+JobId = Annotated[
+    int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help="The id from `history`.")
+]
 history_app = typer.Typer(help="Every generation, newest first: list, show, rerun, remove.")
 
 
@@ -32,7 +35,7 @@ def history(
     """List past generations, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    from .jobs.store import STATUSES, JobStore
+    from ..jobs.store import STATUSES, JobStore
 
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"--status must be one of {', '.join(STATUSES)}, not {status!r}.")
@@ -47,30 +50,26 @@ def history(
     if not jobs:
         print("no generations yet" if total == 0 else "nothing matches", file=sys.stderr)
         return
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    # the prompt last, cut to the terminal: one line a generation (`history show` has it all)
-    table = Table("id", box=None)
-    table.add_column("when", no_wrap=True, min_width=16)
-    for name in ("status", "model", "seed"):
-        table.add_column(name)
-    table.add_column("prompt", no_wrap=True, overflow="ellipsis")
-    for job in jobs:
-        when = _when(job.created_at)
-        seed = str(job.seed) if job.seed is not None else ""
-        table.add_row(
-            str(job.id), when, job.status, escape(job.model), seed, escape(job.prompt or "")
+    rows = [
+        (
+            str(job.id),
+            _when(job.created_at) or "",
+            job.status,
+            "" if job.seed is None else str(job.seed),
+            job.model,
+            job.prompt or "",
         )
-    Console().print(table)
+        for job in jobs
+    ]
+    for line in table_lines(("id", "when", "status", "seed", "model", "prompt"), rows):
+        print(line)
     if total > len(jobs):
         print(f"{len(jobs)} of {total}; --limit shows more", file=sys.stderr)
 
 
 @history_app.command("show")
 def history_show(
-    job_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help=ID_HELP)],
+    job_id: JobId,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
     """Everything about one generation: request, status, seed, timings, files, error."""
@@ -83,46 +82,32 @@ def history_show(
     data["timings"] = record.get("timings")
     for key in ("created_at", "started_at", "finished_at"):
         data[key] = _when(data[key], seconds=True)
-    _print_fields(data, width=16)
+    print_fields(data, width=16)
 
 
-@history_app.command("rerun")
-def history_rerun(
-    job_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help=ID_HELP)],
-    output: Annotated[
-        str | None, typer.Option("--output", "-o", help=".mp4, .webm, .gif, or a folder.")
-    ] = None,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing --output.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
-    json_output: Annotated[bool, typer.Option("--json", help="Print the record.")] = False,
-    no_history: Annotated[bool, typer.Option(help="Keep it out of the history.")] = False,
-) -> None:
+def history_rerun(job_id: int, **own: Any) -> None:
     """Make a generation again with its seed and settings: the same frames on the same machine."""
-    from .jobs.history import rerun_request
+    from ..jobs.history import rerun_request
 
     job = _job(job_id)
     request = rerun_request(job)
     # the same kind of file, unless it was a PNG folder: that needs a name, so an MP4 then
     suffix = "." + (job.output_format if job.output_format in ("webm", "gif") else "mp4")
-    make_video(
-        request,
-        output=output,
-        overwrite=overwrite,
-        quiet=quiet,
-        json_output=json_output,
-        history=not no_history,
-        suffix=suffix,
-    )
+    make_video(request, suffix=suffix, **own)
+
+
+with_options(history_rerun, {"job_id": (JobId, ...), **OWN_OPTIONS})
+history_app.command("rerun")(history_rerun)
 
 
 @history_app.command("rm")
 def history_rm(
-    job_id: Annotated[int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help=ID_HELP)],
+    job_id: JobId,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """Remove a generation from the history, and its files."""
-    from .jobs.files import job_files, remove_files
-    from .jobs.store import JobStore
+    from ..jobs.files import job_files, remove_files
+    from ..jobs.store import JobStore
 
     job = _job(job_id)
     if job.status in ("queued", "running"):
@@ -152,7 +137,7 @@ def _when(epoch: float | None, *, seconds: bool = False) -> str | None:
 
 
 def _job(job_id: int):
-    from .jobs.store import JobStore
+    from ..jobs.store import JobStore
 
     job = JobStore().get(job_id)
     if job is None:

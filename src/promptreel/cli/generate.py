@@ -1,0 +1,211 @@
+"""`promptreel generate`: its options are the fields of `GenerationRequest`, generated from it.
+
+A new request field becomes a new option here by itself: the field's description is its help,
+its type the option's type. Only the prompt (an argument), `params` (`--param KEY=VALUE`,
+repeatable) and the input files (kept as text, so a URL is refused as typed) are shaped by
+hand; the options after them (`--output`, ...) are the command's own, not the request's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+import typer
+
+from ..errors import InvalidRequest
+from ..request import INPUT_FILES, GenerationRequest, Settings, make_request
+
+# The command's own options: where the video goes and what is printed, not what it is.
+OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    # a str, not a Path: Path drops the trailing slash that says "a folder of PNG frames"
+    "output": (
+        Annotated[
+            str | None, typer.Option("--output", "-o", help=".mp4, .webm, .gif, or a folder.")
+        ],
+        None,
+    ),
+    "overwrite": (
+        Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output.")],
+        False,
+    ),
+    "quiet": (Annotated[bool, typer.Option("--quiet", help="No progress display.")], False),
+    "json_output": (Annotated[bool, typer.Option("--json", help="Print the record.")], False),
+    "no_history": (
+        Annotated[bool, typer.Option("--no-history", help="Keep it out of the history.")],
+        False,
+    ),
+}
+
+
+def _option(name: str) -> tuple[Any, Any]:
+    """The annotation and default of the option for request field `name`."""
+    field = GenerationRequest.model_fields[name]
+    help_text = field.description
+    if name == "prompt":
+        return (
+            Annotated[
+                str | None, typer.Argument(metavar="PROMPT", help=help_text, show_default=False)
+            ],
+            None,
+        )
+    if name == "params":
+        return (
+            Annotated[
+                list[str] | None,
+                typer.Option("--param", metavar="KEY=VALUE", help=f"{help_text} Repeatable."),
+            ],
+            None,
+        )
+    if name in INPUT_FILES:
+        return Annotated[str | None, typer.Option(help=help_text)], None
+    if field.annotation is bool:  # a switch: `--vae-tiling`, no `--no-vae-tiling`
+        flag = "--" + name.replace("_", "-")
+        return Annotated[bool, typer.Option(flag, help=help_text)], field.default
+    if get_origin(field.annotation) is Literal:
+        *most, last = get_args(field.annotation)
+        help_text = f"{help_text.rstrip('.')}: {', '.join(most)} or {last}."
+        return Annotated[str, typer.Option(help=help_text)], field.default
+    if field.is_required() or field.default is not None:
+        return Annotated[field.annotation, typer.Option(help=help_text)], field.default
+    # unset means "the model's own": None reaches the request as unset
+    return Annotated[field.annotation, typer.Option(help=help_text, show_default=False)], None
+
+
+def generate(**options: Any) -> None:
+    """Make a video from a prompt (and an image or a video, for models that take one)."""
+    own = {name: options.pop(name) for name in OWN_OPTIONS}
+    # only what the user set counts as set: unset values take the card's, silently
+    fields = {name: value for name, value in options.items() if value is not None}
+    fields["params"] = parse_params(fields.get("params") or [])
+    make_video(make_request(**fields), **own)
+
+
+def with_options(command: Any, options: dict[str, tuple[Any, Any]]) -> None:
+    """Give `command(**options)` the signature Typer reads its options from."""
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+        for name, (kind, default) in options.items()
+    ]
+    command.__signature__ = inspect.Signature(parameters)
+    command.__annotations__ = {p.name: p.annotation for p in parameters}
+
+
+with_options(
+    generate, {**{name: _option(name) for name in GenerationRequest.model_fields}, **OWN_OPTIONS}
+)
+
+
+def make_video(
+    request: GenerationRequest,
+    *,
+    output: str | None,
+    overwrite: bool,
+    quiet: bool,
+    json_output: bool,
+    no_history: bool,
+    suffix: str = ".mp4",
+) -> None:
+    """Run a request, save it (to `output`, or a fresh name here) and print where it went.
+
+    Everything that can be refused is refused before the model loads and before the history
+    gets a row: the request and its input files, then the output path (at the settled frame
+    rate: an input video's own, for a model that keeps it).
+    """
+    from ..generation import Progress, prepare, run
+    from ..jobs.history import history_entry
+    from ..video import check_output_path
+
+    def check_output(settings: Settings) -> None:
+        if output is not None:
+            check_output_path(output, overwrite=overwrite, fps=settings.fps)
+
+    prepared = prepare(request, check_settings=check_output)
+
+    # a live bar only on a terminal: in a pipe or a log it would be noise around the result
+    with (
+        ProgressDisplay(enabled=not quiet and sys.stderr.isatty()) as show,
+        history_entry(request, source="cli", enabled=not no_history) as entry,
+    ):
+        result = run(prepared, progress=show)
+        show(Progress("write"))
+        path = output if output is not None else _fresh_name(result.record, suffix)
+        saved = result.save(path, overwrite=overwrite)
+        entry.add_output(saved)
+        entry.succeeded(result.record)
+    if json_output:
+        print(json.dumps(result.record, indent=2))
+        if not quiet:
+            print(saved, file=sys.stderr)  # stdout stays pure JSON
+    elif not quiet:
+        print(saved)
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """`--param KEY=VALUE` items as a dict; the request checks the values against the card."""
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InvalidRequest(
+                f"--param expects KEY=VALUE but got {item!r}.", argument="params", value=item
+            )
+        params[key.strip()] = value
+    return params
+
+
+def _fresh_name(record: dict[str, Any], suffix: str) -> Path:
+    """A new file in the current folder named from the prompt and seed; never an existing one."""
+    from ..video import make_filename
+
+    while True:
+        name = make_filename(record["prompt"] or "", record["seed"], secrets.token_hex(3), suffix)
+        if not Path(name).exists():
+            return Path(name)
+
+
+class ProgressDisplay:
+    """One Rich progress bar for the whole job, on stderr so stdout stays clean for --json."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+
+    def __enter__(self):
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.bar = Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            disable=not self.enabled,
+            transient=True,
+        )
+        self.task = self.bar.add_task("load", total=None)
+        return self.update
+
+    def update(self, progress: Any) -> None:
+        # started at the first report, after validation: a refusal stays one clean line
+        if not self.bar.live.is_started:
+            self.bar.start()
+        total = progress.total or None
+        self.bar.update(self.task, description=progress.stage, completed=progress.step, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar.live.is_started:  # stopping an unstarted display still prints a newline
+            self.bar.stop()

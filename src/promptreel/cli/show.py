@@ -1,0 +1,67 @@
+"""How the command line prints things a user or a file supplied: one field a line, no escape
+codes from untrusted text, and counts a person reads at a glance."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+from rich.cells import cell_len, set_cell_size
+
+# what a table's two last columns (a long model name, a prompt) keep on the narrowest terminal
+SHRINKS_TO = 12
+
+
+def print_fields(fields: dict[str, Any], *, width: int) -> None:
+    """One line a field. Values go through JSON, so that a record from an untrusted file cannot
+    put escape codes or line breaks on the terminal."""
+    for key, value in fields.items():
+        if isinstance(value, str) and value.isprintable():
+            shown = value
+        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+            # nested tables (a card's params): one indented line each
+            shown = "".join(f"\n  {k:<{width - 2}} {json.dumps(v)}" for k, v in value.items())
+        else:
+            shown = value if isinstance(value, int | float | bool) else json.dumps(value)
+        print(f"{json.dumps(str(key))[1:-1]:<{width}} {shown}")
+
+
+def count(n: float) -> str:
+    """A parameter count with its unit: 2.7M, 1.7B, 850k (a small model is not `0.0B`)."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(int(n))
+
+
+def table_lines(names: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A table as lines that fit the terminal, one row a line, the last column last.
+
+    The columns before the last two keep their whole width (ids are what `show` and `rerun`
+    need); the last two (a model name, a prompt) share what is left, cut with `…`, never below
+    `SHRINKS_TO`, the one before the last first. Every cell is made printable first: text
+    from a request or a file cannot move the cursor or colour the terminal.
+    """
+    cells = [[printable(cell) for cell in row] for row in [names, *rows]]
+    widths = [max(cell_len(row[i]) for row in cells) for i in range(len(names))]
+    room = shutil.get_terminal_size().columns - sum(widths[:-2]) - 2 * (len(names) - 1)
+    widths[-2] = min(widths[-2], max(room - widths[-1], SHRINKS_TO))  # the last one goes first
+    widths[-1] = max(min(widths[-1], room - widths[-2]), SHRINKS_TO)
+    return [
+        "  ".join(_fit(cell, w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    ]
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on (ESC, C1 controls, line breaks)
+    shown as its escape, as Python writes it."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _fit(text: str, width: int) -> str:
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
