@@ -228,6 +228,9 @@ def test_invalid_jobs_are_refused_and_nothing_is_queued(client, body, status, wo
         ({"fps": 60, "format": "gif"}, "fps"),
         ({"device": "tpu"}, "device"),
         ({"image": "https://example.com/a.png"}, "image"),
+        ({"model": "nonexistent-model"}, "model"),
+        ({"offload": "model"}, "offload"),
+        ({"dtype": "float16", "device": "cpu"}, "dtype"),
     ],
 )
 def test_a_refusal_names_the_field_as_data(client, body, argument) -> None:

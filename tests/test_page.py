@@ -209,10 +209,23 @@ def test_a_refused_job_says_why_in_one_line(serve: Callable[..., str], page: Pag
     expect(message).to_contain_text("100000")
     assert "\n" not in message.inner_text()
     expect(page.locator("#queue li")).to_have_count(0)
+    # the field the refusal names (the API's `argument`) is marked, and only that one
+    expect(page.locator("[aria-invalid=true]")).to_have_count(1)
+    expect(page.locator("#num_frames")).to_have_attribute("aria-invalid", "true")
 
-    # bad JSON in the folded settings is caught before anything is sent
+    # a switch in the folded settings reaches the request, and a refusal there unfolds them
     page.fill("#num_frames", "4")
     page.locator("#job-form summary").click()
+    page.check("input[name=vae_tiling]")
+    page.select_option("#offload", "model")  # the CPU has nothing to offload to
+    page.locator("#job-form summary").click()  # folded again
+    page.get_by_role("button", name="Generate").click()
+    expect(message).to_contain_text("offload")
+    expect(page.locator("#offload")).to_have_attribute("aria-invalid", "true")
+    assert page.locator("#job-form details").get_attribute("open") is not None
+    page.select_option("#offload", "none")
+
+    # bad JSON in the settings is caught before anything is sent
     page.fill("#params", "{eta")
     page.get_by_role("button", name="Generate").click()
     expect(message).to_have_text('`params` is not valid JSON; write an object such as {"eta": 0.5}')

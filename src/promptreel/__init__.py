@@ -12,40 +12,16 @@ import importlib.metadata
 import os
 from typing import TYPE_CHECKING, Any
 
-from .errors import (
-    Cancelled,
-    InputError,
-    InvalidRequest,
-    ModelNotDownloaded,
-    ModelNotFound,
-    OutOfMemory,
-    OutputError,
-    PromptreelError,
-    UnsupportedDevice,
-)
+from . import errors
+from .errors import *  # noqa: F403  (every error class is public)
 
 # Model folders are data, never code: diffusers reads this once, at import.
 os.environ["DIFFUSERS_DISABLE_REMOTE_CODE"] = "1"
 
 __version__ = importlib.metadata.version("promptreel")
 
-__all__ = [
-    "Cancelled",
-    "GenerateOptions",
-    "GenerationRequest",
-    "InputError",
-    "InvalidRequest",
-    "ModelNotDownloaded",
-    "ModelNotFound",
-    "OutOfMemory",
-    "OutputError",
-    "PromptreelError",
-    "UnsupportedDevice",
-    "Video",
-    "__version__",
-    "generate",
-    "unload",
-]
+__all__ = ["GenerateOptions", "GenerationRequest", "Video", "__version__", "generate", "unload"]
+__all__ += errors.__all__
 
 # Importing torch and diffusers takes seconds; `promptreel models` and `--help` should not wait.
 _LAZY = {

@@ -17,6 +17,9 @@ is at fault, the error also carries it as data (`argument`, by the request's fie
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 __all__ = [
     "Cancelled",
     "InputError",
@@ -85,3 +88,15 @@ class OutOfMemory(PromptreelError):
 
 class Cancelled(PromptreelError):
     pass
+
+
+@contextmanager
+def about(argument: str, value: object) -> Iterator[None]:
+    """Errors raised inside that name no field are about `argument` (holding `value`): the
+    model resolver and the device probe need not know which request field fed them."""
+    try:
+        yield
+    except PromptreelError as exc:
+        if exc.argument is None:
+            exc.argument, exc.value = argument, value
+        raise

@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from .device import check_offload, pick_device, pick_dtype
-from .errors import InvalidRequest, OutOfMemory
+from .errors import InvalidRequest, OutOfMemory, about
 from .models.card import ModelCard
 from .models.load import (
     LoadOptions,
@@ -98,10 +98,14 @@ def prepare(
     cannot take them, say: a GIF at an input video's 60 fps); it runs before the model is
     looked for, so every refusal of the request comes before "not downloaded".
     """
-    card = find_card(request.model, folders=folders)
-    device = pick_device(request.device)
-    dtype = pick_dtype(request.dtype, device, card.dtype)
-    check_offload(device, request.offload)
+    with about("model", request.model):
+        card = find_card(request.model, folders=folders)
+    with about("device", request.device):
+        device = pick_device(request.device)
+    with about("dtype", request.dtype):
+        dtype = pick_dtype(request.dtype, device, card.dtype)
+    with about("offload", request.offload):
+        check_offload(device, request.offload)
     frames_in, fps_in = _read_input_video(request, card)
     video_in = None
     if frames_in is not None:
@@ -114,11 +118,14 @@ def prepare(
     kwargs = _call_arguments(settings, card, pipeline_class)
     if check_settings is not None:
         check_settings(settings)
-    folder = locate(card)  # after the request's own checks: those are the ones to fix first
+    with about("model", request.model):
+        folder = locate(card)  # after the request's own checks: those are the ones to fix first
     if request.forward_chunking:
-        check_forward_chunking(folder)
+        with about("forward_chunking", True):
+            check_forward_chunking(folder)
     if "eta" in settings.params:
-        _check_eta(settings.scheduler, folder)
+        with about("params", settings.params["eta"]):
+            _check_eta(settings.scheduler, folder)
     return Prepared(
         request, card, device, dtype, settings, pipeline_class, kwargs, folder, image, frames_in
     )
