@@ -20,12 +20,17 @@ def test_data_shapes_writes_a_dataset_and_refuses_to_overwrite(cli, workdir) -> 
     assert again.code == 1 and len(again.err.strip().splitlines()) == 1
 
 
-def test_train_the_baby_config_then_generate_with_it(cli, workdir) -> None:
+def test_train_the_baby_config_then_generate_with_it(cli, workdir, promptreel_home) -> None:
     shutil.copytree(ROOT / "configs", workdir / "configs")
     trained = cli("train", "configs/baby.toml")
     assert trained.code == 0, trained.err
     model = Path(trained.out.strip())
     assert (model / "model_index.json").exists()
+    # The run's state went to the user data folder, not the folder the command ran in.
+    assert model == promptreel_home / "runs" / "baby" / "model"
+    assert (promptreel_home / "runs" / "baby" / "checkpoint.pt").exists()
+    assert (promptreel_home / "runs" / "baby-data" / "metadata.jsonl").exists()
+    assert sorted(p.name for p in workdir.iterdir()) == ["configs"]
     made = cli(
         "generate",
         "a red circle moving right",

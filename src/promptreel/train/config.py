@@ -1,13 +1,19 @@
 """The training recipe: one dataclass, each field commented, loaded from a TOML file.
 
 A TOML file sets any of the fields below at its top level; a key that is not a field is refused
-in one line (a misspelt key silently ignored would train the wrong model for hours). Relative
-paths are taken from the current folder, as the command is run.
+in one line (a misspelt key silently ignored would train the wrong model for hours).
+
+Where runs live: `out`, `data` and `vae_from` name a folder. A bare name (`shapes`) is a folder
+of that name in `runs_home()`: `PROMPTREEL_RUNS`, else `runs/` in the user data folder
+(`PROMPTREEL_HOME`, else the platform's place, as for the history). An absolute path (or one from
+`~`) is itself. A relative path is refused: taken from the current folder it would write a run's
+state (tens of MB) wherever the command runs, into a clone of the repository for one.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import tomllib
 import types
 import typing
@@ -16,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidRequest
+from ..home import home
 
 # The prompts the trainer renders into its sample videos (one tile each).
 SAMPLE_PROMPTS = (
@@ -29,15 +36,16 @@ SAMPLE_PROMPTS = (
 @dataclass
 class TrainConfig:
     # --- data and run ---------------------------------------------------------------------
-    data: str = "runs/shapes-data"  # a folder with videos/ and metadata.jsonl (file, caption)
+    data: str = "shapes-data"  # a folder with videos/ and metadata.jsonl (file, caption)
     data_count: int = 0  # > 0: render this many shapes clips into `data` if it has none yet
     data_seed: int = 0  # the seed of that rendering
     data_start_spread: float = 1.0  # where those clips start: 1 = anywhere, 0 = path centred
-    out: str = "runs/shapes"  # checkpoints, log, loss plot, samples and the exported model/
+    out: str = "shapes"  # the run's folder: checkpoint, latents, log, samples, vae/ and model/
     seed: int = 1337  # every random choice of the run (init, batches, noise) follows from it
     threads: int = 2  # torch.set_num_threads; keep it to resume bit-identically
     num_frames: int = 16  # frames per training clip: a random window of each video
-    vae_from: str = ""  # an earlier run's out folder: reuse its VAE (and latents: same data)
+    vae_from: str = ""  # reuse a finished VAE: a run (its latents too, if the same data), or a
+    # folder holding vae/ (a run's hand-on without its checkpoint, an exported pipeline)
 
     # --- stage 1: the VAE (one frame at a time, as the pipeline decodes) ------------------
     vae_channels: tuple[int, ...] = (32, 64, 64)  # widths per level; factor 2**(levels-1)
@@ -71,6 +79,11 @@ class TrainConfig:
     high_noise_steps: int = 0  # how many first steps; 0 = none
     high_noise_tmin: int = 700  # they draw t from [high_noise_tmin, 999]
     high_noise_frames: int = 8  # on windows of this many frames from the clip's first frame
+    # Stop the run after this many UNet steps, with a checkpoint and the export of its EMA
+    # weights (model/); 0 stops right after the VAE stage, with vae/. -1 runs to unet_steps.
+    # Only where the run stops: the schedule and every step before follow unet_steps, so a
+    # stopped run goes on, with a later stop, exactly as if it had never stopped.
+    stop_after_unet_step: int = -1
 
     # --- both stages ----------------------------------------------------------------------
     warmup_steps: int = 200  # linear learning-rate warmup at the start of each stage
@@ -86,12 +99,44 @@ class TrainConfig:
     checkpoint_every: int = 500  # write a checkpoint every this many steps (both stages)
 
     @property
+    def unet_stop(self) -> int:
+        """The UNet step at which this run stops (0: right after the VAE stage)."""
+        return self.unet_steps if self.stop_after_unet_step < 0 else self.stop_after_unet_step
+
+    @property
     def vae_factor(self) -> int:
         """How many pixels one latent pixel stands for, on each side."""
         return 2 ** (len(self.vae_channels) - 1)
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def runs_home() -> Path:
+    """The folder where training runs live, by name: PROMPTREEL_RUNS, else the user data
+    folder's runs/ (never the repository: a run's state is tens of megabytes)."""
+    if os.environ.get("PROMPTREEL_RUNS"):
+        return Path(os.environ["PROMPTREEL_RUNS"]).expanduser()
+    return home() / "runs"
+
+
+def is_run_name(value: str) -> bool:
+    """A bare folder name (`shapes`), which `run_path` puts in `runs_home()`."""
+    return value not in ("", ".", "..") and not any(c in value for c in "/\\") and value[0] != "~"
+
+
+def run_path(value: str, *, key: str = "out") -> Path:
+    """The folder that a config's `out`, `data` or `vae_from` names: a run name is a folder in
+    `runs_home()`; an absolute path (or one from ~) is itself; a relative path is refused."""
+    if is_run_name(value):
+        return runs_home() / value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        raise InvalidRequest(
+            f"`{key}` must be a run name (a folder in {runs_home()}) or an absolute path, not"
+            f" {value!r}: a relative path would write wherever the command runs"
+        )
+    return path
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -185,9 +230,29 @@ def _check_values(c: TrainConfig, where: str) -> None:
         "checkpoint_every",
     ):
         rules.append((name, getattr(c, name) >= (0 if name.endswith("steps") else 1), "positive"))
+    stop = c.stop_after_unet_step
+    rules.append(
+        (
+            "stop_after_unet_step",
+            stop == -1 or 0 <= stop <= c.unet_steps,
+            f"-1 (run to `unet_steps`) or between 0 and `unet_steps` ({c.unet_steps})",
+        )
+    )
     for key, ok, expected in rules:
         if not ok:
             raise InvalidRequest(f"{where}: `{key}` must be {expected}, not {getattr(c, key)!r}")
+    check_folders(c, where)
     for key in ("vae_channels", "unet_channels"):
         if any(width % 8 for width in getattr(c, key)):
             raise InvalidRequest(f"{where}: `{key}` must be multiples of 8 (8 norm groups)")
+
+
+def check_folders(c: TrainConfig, where: str = "config") -> None:
+    """Refuse an `out`, `data` or `vae_from` that is neither a run name nor an absolute path."""
+    for key in ("out", "data", "vae_from"):
+        value = getattr(c, key)
+        if key != "vae_from" or value:
+            try:
+                run_path(value, key=key)
+            except InvalidRequest as e:
+                raise InvalidRequest(f"{where}: {e}") from None

@@ -9,6 +9,7 @@
 
 `save_pipeline` writes the folder that plain `DiffusionPipeline.from_pretrained` loads: the
 model_index.json naming TextToVideoSDPipeline, one subfolder per component, safetensors only.
+`save_model` writes one diffusers model alone (the VAE that the trainer's VAE stage hands on).
 """
 
 from __future__ import annotations
@@ -227,6 +228,7 @@ def sampler(config: TrainConfig) -> DDIMScheduler | DPMSolverMultistepScheduler:
 # ---------------------------------------------------------------------------------------------
 # 4. The pipeline folder
 
+WEIGHTS = "diffusion_pytorch_model.safetensors"  # a diffusers model's weights file
 MODEL_INDEX = {
     "_class_name": "TextToVideoSDPipeline",
     "scheduler": ["diffusers", None],
@@ -237,10 +239,24 @@ MODEL_INDEX = {
 }
 
 
-def _save_weights(model: torch.nn.Module, folder: Path, name: str) -> None:
-    state = {k: v.detach().to(torch.float32).contiguous() for k, v in model.state_dict().items()}
+def _save_weights(model: torch.nn.Module, folder: Path, name: str, dtype: torch.dtype) -> None:
+    state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items()}
     save_file(state, str(folder / name), metadata={"format": "pt"})
     (folder / name).chmod(0o644)  # safetensors writes 0600: an installed model must be readable
+
+
+def save_model(
+    model: UNet3DConditionModel | AutoencoderKL,
+    folder: str | Path,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write one diffusers model as `from_pretrained` reads it: config.json and its weights in
+    safetensors, float32 (or `dtype`: float16 halves the size and rounds every weight)."""
+    folder = Path(folder)
+    model.save_config(folder)
+    _save_weights(model, folder, WEIGHTS, dtype)
+    return folder
 
 
 def save_pipeline(
@@ -251,8 +267,10 @@ def save_pipeline(
     vae: AutoencoderKL,
     unet: UNet3DConditionModel,
     scheduler: DDIMScheduler | DPMSolverMultistepScheduler,
+    dtype: torch.dtype = torch.float32,
 ) -> Path:
-    """Write a TextToVideoSDPipeline folder (safetensors, float32) from trained components.
+    """Write a TextToVideoSDPipeline folder (safetensors, float32 or `dtype`) from trained
+    components.
 
     Written the way diffusers' `save_pretrained` would, but without pickles or optional files:
     model_index.json, scheduler/, tokenizer/ (copied from `tokenizer_folder`), text_encoder/,
@@ -272,10 +290,9 @@ def save_pipeline(
     (folder / "text_encoder").mkdir(exist_ok=True)
     text_encoder.config.architectures = [type(text_encoder).__name__]
     text_encoder.config.save_pretrained(folder / "text_encoder")
-    _save_weights(text_encoder, folder / "text_encoder", "model.safetensors")
+    _save_weights(text_encoder, folder / "text_encoder", "model.safetensors", dtype)
     for name, model in (("unet", unet), ("vae", vae)):
-        model.save_config(folder / name)
-        _save_weights(model, folder / name, "diffusion_pytorch_model.safetensors")
+        save_model(model, folder / name, dtype=dtype)
     return folder
 
 

@@ -6,7 +6,8 @@
                     then: the EMA weights exported as a TextToVideoSDPipeline folder, out/model
 
 The VAE comes first because stage 2 learns in its latent space: a VAE still changing would move
-the target under the UNet. Everything the run writes is in `config.out`:
+the target under the UNet. Everything the run writes is in its run folder, `run_path(config.out)`:
+by default `runs/NAME` in the user data folder, never in the repository (config.py):
 
     checkpoint.pt   models, optimizer, LR schedule, EMA, step, data position, every RNG state
     latents.pt      the latent cache (the dataset through the frozen VAE, once per run)
@@ -14,11 +15,17 @@ the target under the UNet. Everything the run writes is in `config.out`:
     log.jsonl       one line per step: stage, step, loss, lr, seconds since the run began
     loss.png        the loss curves of both stages, redrawn at each checkpoint
     samples/        a grid of sample videos every `sample_every` UNet steps
-    model/          the exported pipeline (at the end, or with `export_model`)
+    vae/            the finished (EMA) VAE, float32 safetensors: what the VAE stage hands on
+    model/          the exported pipeline (at the stop or the end, or with `export_model`)
 
 A run resumes exactly: it restarts from the checkpoint with the same batches, noise and RNG
 states, so an interrupted and resumed run logs the same losses, bit for bit, as one never
 interrupted (on the CPU, with the same `threads`; a different count changes float sums).
+
+A run can also stop where its config says (`stop_after_unet_step`) instead of at the end of its
+schedule: it writes a checkpoint there and hands on a small result, the VAE alone (`vae/`, 5 MB)
+or the pipeline (`model/`), with no optimizer state. The next stage starts from that result
+(`vae_from`) on any machine; only going on with the same stage needs the checkpoint.
 """
 
 from __future__ import annotations
@@ -41,14 +48,17 @@ import torch.nn.functional as F
 
 from ..errors import InvalidRequest
 from . import model as M
-from .config import TrainConfig, config_from_dict
+from .config import TrainConfig, check_folders, config_from_dict, is_run_name, run_path
 
 Progress = Callable[[int, int, float, float], None]  # (step, total, loss, eta seconds)
 
 # Fields a resumed run may change: how long it runs and what it writes, not what it learns.
+# (`vae_from` is read only when a run starts; a resumed run has its VAE in its checkpoint.)
 RESUMABLE_CHANGES = {
     "vae_steps",
     "unet_steps",
+    "stop_after_unet_step",
+    "vae_from",
     "threads",
     "out",
     "data",
@@ -248,13 +258,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _check_resumable(saved: dict[str, Any], config: TrainConfig) -> None:
+def _check_resumable(saved: dict[str, Any], config: TrainConfig, out: Path) -> None:
     now = config.to_dict()
     for key, value in saved.items():
         if key in now and key not in RESUMABLE_CHANGES and now[key] != value:
             raise InvalidRequest(
-                f"{config.out!r} holds a run with `{key}` = {value!r}, not {now[key]!r}; "
-                "use another `out` folder, or start over (resume=False)"
+                f"{str(out)!r} holds a run with `{key}` = {value!r}, not {now[key]!r}; "
+                "use another `out`, or start over (--fresh, resume=False)"
             )
 
 
@@ -360,15 +370,21 @@ def write_samples(pipe: Any, config: TrainConfig, path: Path) -> None:
     Video(np.ascontiguousarray(grid), 8, record).save(path, overwrite=True)
 
 
-def export_model(out: str | Path, folder: str | Path | None = None, *, ema: bool = True) -> Path:
-    """Write the pipeline folder from the weights of the run in `out` (default out/model): the
-    EMA weights, or with `ema=False` the raw ones, which show a change of the last few hundred
-    steps that the EMA still hides."""
-    out = Path(out)
+def export_model(
+    run: str | Path, folder: str | Path | None = None, *, ema: bool = True, half: bool = False
+) -> Path:
+    """Write the pipeline folder (default: the run's model/) from the latest checkpoint of `run`
+    (a run name, or a run folder): the EMA weights, or with `ema=False` the raw ones, which show
+    a change of the last few hundred steps that the EMA still hides. The weights are float32,
+    or with `half=True` float16: half the size, but rounded (not the weights that trained)."""
+    out = run_path(run) if isinstance(run, str) and is_run_name(run) else Path(run)
+    if not (out / "checkpoint.pt").exists():
+        raise InvalidRequest(f"{str(out)!r} has no checkpoint.pt; is it a run folder?")
     state = load_checkpoint(out / "checkpoint.pt")
     if state["stage"] not in ("unet", "done"):
         raise InvalidRequest(f"{str(out)!r}: the run has not reached the UNet stage yet")
-    known = {f.name for f in fields(TrainConfig)}
+    # What the run learned, without where it lived (an older run's paths may be relative).
+    known = {f.name for f in fields(TrainConfig)} - {"out", "data", "vae_from"}
     config = config_from_dict({k: v for k, v in state["config"].items() if k in known})
     _, text_encoder, vae, unet = _build(config, out, state["latent_size"])
     vae.load_state_dict(state["vae"])
@@ -380,20 +396,40 @@ def export_model(out: str | Path, folder: str | Path | None = None, *, ema: bool
     else:
         text_encoder.load_state_dict(state["text_encoder"])
         unet.load_state_dict(state["unet"])
-    return _export(out, Path(folder) if folder else out / "model", config, text_encoder, vae, unet)
+    dtype = torch.float16 if half else torch.float32
+    folder = Path(folder) if folder else out / "model"
+    return _export(out, folder, config, text_encoder, vae, unet, dtype=dtype)
 
 
-def _export(out: Path, folder: Path, config: TrainConfig, text_encoder, vae, unet) -> Path:
+def _export(
+    out: Path,
+    folder: Path,
+    config: TrainConfig,
+    text_encoder: Any,
+    vae: Any,
+    unet: Any,
+    *,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    def write(temp: Path) -> None:
+        M.save_pipeline(
+            temp,
+            tokenizer_folder=out / "tokenizer",
+            text_encoder=text_encoder,
+            vae=vae,
+            unet=unet,
+            scheduler=M.sampler(config),
+            dtype=dtype,
+        )
+
+    return _replace_folder(folder, write)
+
+
+def _replace_folder(folder: Path, write: Callable[[Path], Any]) -> Path:
+    """`write` a folder aside, then put it in the place of `folder`: never a half-written one."""
     temp = folder.with_name(f".{folder.name}.tmp")
     shutil.rmtree(temp, ignore_errors=True)
-    M.save_pipeline(
-        temp,
-        tokenizer_folder=out / "tokenizer",
-        text_encoder=text_encoder,
-        vae=vae,
-        unet=unet,
-        scheduler=M.sampler(config),
-    )
+    write(temp)
     shutil.rmtree(folder, ignore_errors=True)
     os.replace(temp, folder)
     return folder
@@ -414,25 +450,27 @@ def _build(config: TrainConfig, out: Path, latent_size: int) -> tuple[Any, Any, 
 
 
 def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None = None) -> Path:
-    """Train (or continue training) the model of `config`; return the exported model folder."""
-    # 1. Set up: threads, seeds, the output folder, the data, the tokenizer.
+    """Train (or continue training) the model of `config` up to its stop; return what the run
+    hands on: the exported model folder, or after a stop at UNet step 0 its VAE folder."""
+    # 1. Set up: threads, seeds, the run folder, the data, the tokenizer.
+    check_folders(config)
     torch.set_num_threads(config.threads)
-    out = Path(config.out)
+    out, stop = run_path(config.out), config.unet_stop
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "checkpoint.pt"
     state = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     if state is not None:
-        _check_resumable(state["config"], config)
-        finished = state["stage"] == "done" and state["step"] >= config.unet_steps
-        if finished and (out / "model" / "model_index.json").exists():
-            return out / "model"
+        _check_resumable(state["config"], config, out)
+        handed_on = _reached_stop(state, config, out)
+        if handed_on is not None:
+            return handed_on
     elif config.vae_from:
-        state = _start_from_vae(Path(config.vae_from), out, config)
+        state = _start_from_vae(run_path(config.vae_from, key="vae_from"), out, config)
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
-    data = Path(config.data)
+    data = run_path(config.data, key="data")
     if config.data_count > 0 and not (data / "metadata.jsonl").exists():
         from .shapes import write_dataset
 
@@ -446,7 +484,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
     clips, captions = read_clips(data, num_frames=frames) if need_frames else (None, [])
     captions = captions or state["captions"]
     if state is None or state["stage"] == "latents":
-        for stale in (out / "samples", out / "model", out / "tokenizer"):
+        for stale in (out / "samples", out / "model", out / "vae", out / "tokenizer"):
             shutil.rmtree(stale, ignore_errors=True)
         M.write_tokenizer(
             out / "tokenizer", M.caption_words(captions), max_length=config.text_max_length
@@ -456,20 +494,21 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
     tokenizer, text_encoder, vae, unet = _build(config, out, latent_size)
 
     log = Log(out / "log.jsonl", None if state is None else _kept_rows(state))
-    total = config.vae_steps + config.unet_steps
+    total = config.vae_steps + stop
     started = time.perf_counter() - (state.get("seconds", 0.0) if state else 0.0)
     common = {"config": config.to_dict(), "captions": captions, "height": height}
 
     def report(stage: str, step: int, loss: float, stage_start: float, done_before: int) -> None:
         log.write({"stage": stage, "step": step, "loss": loss, "seconds": _elapsed(started)})
         if progress is not None:
-            stage_total = config.vae_steps if stage == "vae" else config.unet_steps
+            stage_total = config.vae_steps if stage == "vae" else stop
             rate = (time.perf_counter() - stage_start) / max(1, step - done_before)
             global_step = step + (config.vae_steps if stage == "unet" else 0)
             progress(global_step, total, loss, rate * (stage_total - step))
 
     # 2. Stage 1: the VAE, on random frames.
-    if state is None or state["stage"] == "vae":
+    vae_stage = state is None or state["stage"] == "vae"
+    if vae_stage:
         vae.train()
         optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
         schedule = lr_schedule(optimizer, config.warmup_steps, config.vae_steps)
@@ -522,6 +561,10 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
     else:
         vae.load_state_dict(state["vae"])
     vae.eval().requires_grad_(False)
+    if vae_stage or not (out / "vae" / M.WEIGHTS).exists():
+        _replace_folder(out / "vae", lambda temp: M.save_model(vae, temp))
+    if stop == 0:  # the stage hands on its VAE; the checkpoint of its last step is written
+        return out / "vae"
 
     # 3. The latent cache: every clip through the frozen VAE, once.
     if latents_path.exists():
@@ -579,7 +622,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
         )
         plot_losses(log.rows, out / "loss.png")
 
-    while step < config.unet_steps:
+    while step < stop:
         picked = batches.next()
         if step < config.high_noise_steps:
             x0, t_min = latents[picked, :, : config.high_noise_frames], config.high_noise_tmin
@@ -604,13 +647,14 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
             text_encoder_ema, unet_ema = ema.copy_to(modules)
             pipe = _pipeline(tokenizer, text_encoder_ema, vae, unet_ema, config)
             write_samples(pipe, config, samples)
-        if step % config.checkpoint_every == 0 and step < config.unet_steps:
+        if (step % config.checkpoint_every == 0 or step == stop) and step < config.unet_steps:
             checkpoint("unet")
 
-    # 5. Export the EMA weights, then mark the run done.
+    # 5. Export the EMA weights; at the end of the schedule, mark the run done.
     text_encoder_ema, unet_ema = ema.copy_to(modules)
     folder = _export(out, out / "model", config, text_encoder_ema, vae, unet_ema)
-    checkpoint("done")
+    if step == config.unet_steps:
+        checkpoint("done")
     return folder
 
 
@@ -631,26 +675,26 @@ def encode_clips(vae: Any, clips: torch.Tensor, batch: int = 64) -> tuple[torch.
 
 def _start_from_vae(source: Path, out: Path, config: TrainConfig) -> dict[str, Any]:
     """The start of stage 2 with the finished VAE of another run, and its latent cache if
-    that run read the same data."""
+    that run read the same data; or with the VAE of a folder holding vae/ (what a run hands
+    on, an exported pipeline), float32 or float16, whose clips this run encodes itself."""
     where = f"vae_from {str(source)!r}"
     if not (source / "checkpoint.pt").exists():
-        raise InvalidRequest(f"{where}: has no checkpoint.pt; is it a training output folder?")
+        if (source / "vae" / "config.json").exists():
+            vae_state = _vae_folder_state(source / "vae", config, where)
+            (out / "latents.pt").unlink(missing_ok=True)
+            return {"stage": "latents", "vae": vae_state}
+        raise InvalidRequest(
+            f"{where}: has no checkpoint.pt and no vae/; name a run whose VAE stage has"
+            " finished, or a folder with vae/ (a run's hand-on, an exported pipeline)"
+        )
     prior = load_checkpoint(source / "checkpoint.pt")
     ours, defaults = config.to_dict(), TrainConfig().to_dict()
     for key in ("vae_channels", "vae_layers", "latent_channels"):
         if prior["config"].get(key, defaults[key]) != ours[key]:
             raise InvalidRequest(f"{where}: its VAE has another `{key}`; use the same value")
-    if prior["stage"] != "vae":
-        vae_state = prior["vae"]
-    elif prior["step"] < prior["config"]["vae_steps"]:
+    if prior["stage"] == "vae" and prior["step"] < prior["config"]["vae_steps"]:
         raise InvalidRequest(f"{where}: its VAE stage is not finished; resume it first")
-    else:
-        # Stage 2 checkpoints only every `checkpoint_every` steps, so a run stopped early in
-        # stage 2 still holds its finished VAE as a stage-1 checkpoint: its EMA is the VAE.
-        vae = M.build_vae(config)
-        averaged = EMA([vae], config.ema_decay)
-        averaged.load_state_dict(prior["ema"])
-        vae_state = averaged.copy_to([vae])[0].state_dict()
+    vae_state = _finished_vae(prior, config)
     (out / "latents.pt").unlink(missing_ok=True)
     data_keys = ("data", "data_count", "data_seed", "data_start_spread")
     same_data = all(prior["config"].get(key, defaults[key]) == ours[key] for key in data_keys)
@@ -658,6 +702,68 @@ def _start_from_vae(source: Path, out: Path, config: TrainConfig) -> dict[str, A
         shutil.copyfile(source / "latents.pt", out / "latents.pt")
     keep = ("captions", "height")
     return {"stage": "latents", "vae": vae_state, **{key: prior[key] for key in keep}}
+
+
+def _finished_vae(state: dict[str, Any], config: TrainConfig) -> dict[str, torch.Tensor]:
+    """The VAE of a checkpoint whose VAE stage has finished: the one stage 2 saved, or in a
+    stage-1 checkpoint its EMA (stage 2 checkpoints only every `checkpoint_every` steps, so a
+    run stopped early in stage 2, or by its config before it, holds its VAE that way)."""
+    if state["stage"] != "vae":
+        return state["vae"]
+    vae = M.build_vae(config)
+    averaged = EMA([vae], config.ema_decay)
+    averaged.load_state_dict(state["ema"])
+    return averaged.copy_to([vae])[0].state_dict()
+
+
+def _vae_folder_state(folder: Path, config: TrainConfig, where: str) -> dict[str, torch.Tensor]:
+    """The float32 state dict of the AutoencoderKL in `folder`, checked against `config`."""
+    from safetensors.torch import load_file
+
+    saved = json.loads((folder / "config.json").read_text())
+    for key, ours in (
+        ("block_out_channels", list(config.vae_channels)),
+        ("layers_per_block", config.vae_layers),
+        ("latent_channels", config.latent_channels),
+    ):
+        if saved.get(key) != ours:
+            name = {"block_out_channels": "vae_channels", "layers_per_block": "vae_layers"}
+            raise InvalidRequest(
+                f"{where}: its VAE has another `{name.get(key, key)}` ({saved.get(key)!r},"
+                f" not {ours!r}); use the same value"
+            )
+    if not (folder / M.WEIGHTS).exists():
+        raise InvalidRequest(f"{where}: vae/ has no {M.WEIGHTS}")
+    weights = {key: value.float() for key, value in load_file(folder / M.WEIGHTS).items()}
+    vae = M.build_vae(config)
+    vae.load_state_dict(weights)  # every weight of this architecture, or it raises
+    return vae.state_dict()
+
+
+def _reached_stop(state: dict[str, Any], config: TrainConfig, out: Path) -> Path | None:
+    """What a run that has already reached its stop handed on (None while it has not): its
+    VAE folder, or its pipeline exported again from the checkpoint at the stop. A run already
+    past its stop is refused: it cannot go back."""
+    stop = config.unet_stop
+    if state["stage"] == "vae" and state["step"] < config.vae_steps:
+        return None
+    if stop == 0:
+        if not (out / "vae" / M.WEIGHTS).exists():  # a run from before runs handed on vae/
+            vae = M.build_vae(config)
+            vae.load_state_dict(_finished_vae(state, config))
+            _replace_folder(out / "vae", lambda temp: M.save_model(vae, temp))
+        return out / "vae"
+    step = state["step"] if state["stage"] in ("unet", "done") else 0
+    if step > stop:
+        raise InvalidRequest(
+            f"{str(out)!r} holds a run at UNet step {step}, past `stop_after_unet_step` = {stop};"
+            " give a later stop, or start over (--fresh, resume=False)"
+        )
+    if step < stop:
+        return None
+    if state["stage"] == "done" and (out / "model" / "model_index.json").exists():
+        return out / "model"
+    return export_model(out)
 
 
 def _kept_rows(state: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
