@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
+import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 
 import av
@@ -229,6 +233,9 @@ def test_invalid_jobs_are_refused_and_nothing_is_queued(client, body, status, wo
         ({"device": "tpu"}, "device"),
         ({"image": "https://example.com/a.png"}, "image"),
         ({"model": "nonexistent-model"}, "model"),
+        ({"prompt": "a \x9b2J cat"}, "prompt"),
+        ({"negative_prompt": "\u202eblur"}, "negative_prompt"),
+        ({"prompt": "\u200b \ufeff"}, "prompt"),
         ({"offload": "model"}, "offload"),
         ({"dtype": "float16", "device": "cpu"}, "dtype"),
     ],
@@ -366,20 +373,137 @@ def test_cli_runs_are_listed_but_neither_served_nor_cancelled(hub) -> None:
         assert client.get(f"/v1/jobs/{running}").json()["video_url"] is None
 
 
-def test_event_streams_are_capped(hub, monkeypatch) -> None:
-    import gc
+def _open_stream(base: str, job_id: int) -> tuple[socket.socket, bytes]:
+    """A raw connection that asks for a job's event stream; the socket and the first answer."""
+    address = base.removeprefix("http://")
+    host, port = address.split(":")
+    sock = socket.create_connection((host, int(port)))
+    sock.sendall(f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: {address}\r\n\r\n".encode())
+    return sock, sock.recv(4096)
 
+
+def test_event_streams_are_capped_and_a_vanished_client_frees_its_slot(serve, monkeypatch) -> None:
+    """Clients that open streams and vanish (a script, closed tabs) give their slots back at
+    once, with no help from the garbage collector: the next page still gets its stream."""
     import promptreel.server.app as service
 
-    monkeypatch.setattr(service, "MAX_STREAMS", 1)
-    with TestClient(create_app(run_worker=False), base_url="http://localhost") as client:
-        job = client.post("/v1/jobs", json={"prompt": "p", **SMALL}).json()
-        url = f"/v1/jobs/{job['id']}/events"
-        with client.stream("GET", url) as first:
-            assert first.status_code == 200
-            second = client.get(url)
-            assert second.status_code == 429 and second.headers["retry-after"] == "5"
-        client.post(f"/v1/jobs/{job['id']}/cancel")
-        gc.collect()
-        again = client.get(url)  # the first stream's place was given back
-        assert again.status_code == 200 and "event: done" in again.text
+    monkeypatch.setattr(service, "MAX_STREAMS", 2)
+    base = serve(run_worker=False)  # the job stays queued: its stream would run on
+    request = urllib.request.Request(
+        f"{base}/v1/jobs", data=json.dumps({"prompt": "p", **SMALL}).encode(),
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    job_id = json.load(urllib.request.urlopen(request))["id"]
+    gc.disable()
+    try:
+        for _ in range(3):  # more rounds than slots: each round's slots must come back
+            held = [_open_stream(base, job_id) for _ in range(2)]
+            assert all(b"200 OK" in answer for _, answer in held)
+            with pytest.raises(urllib.error.HTTPError) as full:
+                urllib.request.urlopen(f"{base}/v1/jobs/{job_id}/events")
+            assert full.value.code == 429 and full.value.headers["retry-after"] == "5"
+            for sock, _ in held:
+                sock.close()  # gone, without a word
+            deadline = time.monotonic() + 5
+            while True:
+                probe, answer = _open_stream(base, job_id)
+                probe.close()
+                if b"200 OK" in answer:
+                    break
+                assert time.monotonic() < deadline, "the slots of vanished clients stayed taken"
+                time.sleep(0.2)
+            time.sleep(0.5)  # the probe's own slot goes back too
+    finally:
+        gc.enable()
+
+
+def test_every_response_forbids_framing_and_sniffing(client, monkeypatch) -> None:
+    """Another site may not frame the page (and so press its buttons), whatever the answer."""
+    job = client.post("/v1/jobs", json={"prompt": "a cat", **SMALL}).json()
+    done = _wait(client, job["id"])
+    answers = {
+        "page": client.get("/"),
+        "script": client.get("/static/app.js"),
+        "list": client.get("/v1/jobs"),
+        "video": client.get(done["video_url"]),
+        "a range": client.get(done["video_url"], headers={"Range": "bytes=0-9"}),
+        "refused": client.post("/v1/jobs", json={"num_frames": 0}),
+        "missing": client.get("/v1/jobs/999"),
+        "foreign origin": client.post("/v1/jobs", json={}, headers={"Origin": "http://evil"}),
+        "rebound host": client.get("/", headers={"Host": "evil.example"}),
+        "schema": client.get("/openapi.json"),
+        "explorer": client.get("/docs"),
+    }
+    monkeypatch.setattr(JobStore, "count", lambda *a: 1 / 0)  # a bug: the 500 answer
+    crashing = TestClient(client.app, raise_server_exceptions=False, base_url="http://localhost")
+    answers["crash"] = crashing.get("/v1/health")
+    for name, answer in answers.items():
+        assert answer.headers["x-frame-options"] == "DENY", name
+        assert "frame-ancestors 'none'" in answer.headers["content-security-policy"], name
+        assert answer.headers["x-content-type-options"] == "nosniff", name
+        assert answer.headers["referrer-policy"] == "no-referrer", name
+    assert answers["crash"].status_code == 500
+    policy = answers["page"].headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy
+
+
+@pytest.mark.parametrize("written", ["1.0", "01", "+1", "1e0", "\uff11", "0", "-1", "1_0"])
+def test_a_job_id_is_written_one_way(client, written) -> None:
+    """`1.0` or `01` is not job 1: GET, cancel, DELETE, video and events refuse it."""
+    job = client.post("/v1/jobs", json={"prompt": "a cat", **SMALL}).json()
+    assert job["id"] == 1
+    for method, route in [
+        ("GET", ""), ("POST", "/cancel"), ("DELETE", ""), ("GET", "/video"), ("GET", "/events")
+    ]:  # fmt: skip
+        answer = client.request(method, f"/v1/jobs/{written}{route}")
+        assert answer.status_code == 422, (method, route, answer.text)
+        assert answer.json()["argument"] == "job_id"
+    assert client.get("/v1/jobs/1").json()["status"] != "cancelled"
+
+
+RANGES = [
+    "bytes=0-9", "bytes= 0 - 9 ", "bytes=-5", "bytes=0-9,20-29", "bytes=5-", "bytes=abc",
+    "bytes=5-2", "bytes=99999999-", "bytes=-0", "items=0-1", "bytes=", "bytes=1-2-3",
+    "bytes=+1-2", "bytes=0-9,x", "bytes=\u0660-\u0669", "bytes=1_0-20", "=0-9", "bytes=,",
+]  # fmt: skip
+
+
+def test_every_range_is_answered_with_the_video_or_a_json_error(client) -> None:
+    """With or without If-Range, matching the file or not: bytes of the video, or JSON."""
+    job = client.post("/v1/jobs", json={"prompt": "a cat", **SMALL}).json()
+    url = _wait(client, job["id"])["video_url"]
+    whole = client.get(url)
+    validators = [None, whole.headers["etag"], whole.headers["last-modified"], '"other"', "W/x"]
+    for wanted in RANGES:
+        for validator in validators:
+            headers = {"Range": wanted.encode()} | ({"If-Range": validator} if validator else {})
+            answer = client.get(url, headers=headers)
+            case = (wanted, validator, answer.status_code, answer.headers["content-type"])
+            if answer.status_code in (200, 206):
+                assert answer.headers["content-type"].startswith(("video/", "multipart/")), case
+            else:
+                assert answer.status_code in (400, 416), case
+                assert answer.headers["content-type"] == "application/json", case
+                assert "\n" not in answer.json()["detail"], case
+        if wanted == "bytes=0-9":
+            assert answer.status_code in (200, 206)
+
+
+@pytest.mark.parametrize("sidecar", ["{not json", "[" * 100_000, b"\xff\xfe not utf-8"])
+def test_deleting_a_job_whose_record_is_unreadable_deletes_nothing(client, sidecar) -> None:
+    """All or nothing: one clear error, the row and the files kept; once the record is
+    repaired, everything goes."""
+    job = client.post("/v1/jobs", json={"prompt": "a cat", **SMALL}).json()
+    _wait(client, job["id"])
+    [record, video] = sorted(outputs_dir().iterdir(), key=lambda p: p.suffix)  # .json, .mp4
+    good = record.read_bytes()
+    record.write_bytes(sidecar if isinstance(sidecar, bytes) else sidecar.encode())
+    refused = client.delete(f"/v1/jobs/{job['id']}")
+    assert refused.status_code == 409, refused.text
+    assert "nothing was removed" in refused.json()["detail"]
+    assert str(outputs_dir()) not in refused.json()["detail"]
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
+    assert video.is_file() and record.is_file()
+    record.write_bytes(good)
+    assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    assert list(outputs_dir().iterdir()) == []

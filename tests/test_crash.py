@@ -26,11 +26,13 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self, port: int, log: Path) -> None:
+    def __init__(self, port: int, log: Path, *, token: str | None = None) -> None:
         self.url = f"http://127.0.0.1:{port}"
         self.log = log.open("ab")
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        extra = ["--token", token] if token else []
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "promptreel", "serve", "--port", str(port)],
+            [sys.executable, "-m", "promptreel", "serve", "--port", str(port), *extra],
             stdout=self.log,
             stderr=self.log,
         )
@@ -38,7 +40,8 @@ class Server:
         while time.monotonic() < deadline:
             assert self.process.poll() is None, log.read_text()
             try:
-                if httpx.get(f"{self.url}/v1/health", timeout=1).status_code == 200:
+                health = httpx.get(f"{self.url}/v1/health", timeout=1, headers=self.headers)
+                if health.status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.1)
@@ -126,6 +129,44 @@ def test_serve_refuses_an_open_address_without_a_token(cli, monkeypatch) -> None
     assert result.code == 1
     assert result.err.startswith("InvalidRequest: --host 0.0.0.0 opens the service")
     assert "--token" in result.err
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        " ",
+        "x",
+        "short-token",
+        "sixteen chars  x",
+        "tab\tin-a-long-enough-token",
+        "\x1b[2J-long-token",
+    ],
+)
+def test_serve_refuses_a_token_that_cannot_protect(cli, monkeypatch, token) -> None:
+    monkeypatch.delenv("PROMPTREEL_TOKEN", raising=False)
+    for args in (["--token", token], []):
+        if not args:
+            monkeypatch.setenv("PROMPTREEL_TOKEN", token)  # the same rule for the variable
+        result = cli("serve", "--host", "0.0.0.0", "--port", "1", *args)
+        assert result.code == 1 and result.err.count("\n") == 1, result.err
+        assert result.err.startswith("InvalidRequest: --token must be at least 16 characters")
+        offered = result.err.split()[-1]
+        assert len(offered) >= 32 and offered.isprintable()  # a fresh strong one to use
+
+
+def test_a_token_in_a_url_never_reaches_the_log(tmp_path: Path) -> None:
+    """Video and event URLs carry `?token=`: the service writes no access log to keep it."""
+    token = "a-strong-test-token-0123456789"
+    server = Server(_free_port(), tmp_path / "server.log", token=token)
+    try:
+        assert httpx.get(f"{server.url}/v1/jobs?token={token}").status_code == 200
+        assert httpx.get(f"{server.url}/v1/jobs/99/video?token={token}").status_code == 404
+        assert httpx.get(f"{server.url}/v1/health?token=wrong-{token}").status_code == 401
+    finally:
+        server.stop()
+    log = (tmp_path / "server.log").read_text()
+    assert log.count(token) == 1, log  # the banner's page link only, for the one who started it
+    assert "GET /v1" not in log
 
 
 def test_serve_stops_cleanly_on_sigterm(tmp_path: Path) -> None:

@@ -61,3 +61,41 @@ def test_inspect_never_prints_escape_codes_from_a_record(cli, workdir) -> None:
     assert result.code == 0, result.err
     assert "\x1b" not in result.out
     assert len(result.out.strip().splitlines()) == 3
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON, deeper than Python's parser goes
+
+
+def _one_line_refusal(result) -> str:
+    assert result.code == 1, result.out
+    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    return result.err
+
+
+def test_json_nested_too_deeply_is_refused_in_one_line(cli, workdir) -> None:
+    """A sidecar, a record inside a PNG, a folder's record: JSON promptreel did not write."""
+    from PIL import Image, PngImagePlugin
+
+    plain_video(workdir / "a.mp4", frames=2, side=16)
+    (workdir / "a.mp4.json").write_text(DEEP)
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", '{"promptreel_record": ' + DEEP + "}")
+    Image.new("RGB", (8, 8)).save(workdir / "b.png", pnginfo=info)
+    (workdir / "frames").mkdir()
+    (workdir / "frames" / "record.json").write_text('{"promptreel_record": 1, "x": ' + DEEP + "}")
+    for target in ("a.mp4", "frames"):
+        assert "nested too deeply" in _one_line_refusal(cli("inspect", target)), target
+    # a comment that is not a record of ours is passed over, as any other comment is
+    assert "no generation record" in _one_line_refusal(cli("inspect", "b.png"))
+
+
+@pytest.mark.parametrize("name", ["x" * 300 + ".mp4", "x" * 300 + "/clip.mp4", "é" * 200])
+def test_a_name_longer_than_the_file_system_allows_is_refused_in_one_line(
+    cli, workdir, name
+) -> None:
+    assert name[:20] in _one_line_refusal(cli("inspect", name))
+    for option in ("--image", "--video"):
+        model = "svd" if option == "--image" else "zeroscope-xl"
+        _one_line_refusal(cli("generate", "a cat", "--model", model, option, name))
+    _one_line_refusal(cli("generate", "a cat", "--output", name))
+    assert set(workdir.iterdir()) == set()

@@ -117,3 +117,54 @@ def test_sigint_to_a_running_command_leaves_a_whole_video_or_nothing(tmp_path, m
     assert names in (["clip.mp4", "clip.mp4.json"], []), names
     if not names:
         assert process.returncode in (130, -signal.SIGINT), err
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_the_next_save_removes_what_a_killed_writer_left(cli, workdir) -> None:
+    """Temporaries of writers that are gone (or whose pid a newer process has taken) go; a live
+    writer's, and files that only look alike, stay."""
+    dead = workdir / f".clip.mp4.partial-{_dead_pid()}-0badf00d"
+    dead.write_bytes(b"half a video")
+    dead_folder = workdir / f".frames.partial-{_dead_pid()}-0badf00d"
+    dead_folder.mkdir()
+    (dead_folder / "frame-0001.png").write_bytes(b"half")
+    reused = workdir / f".old.gif.partial-{os.getpid()}-12345678"  # our pid, but long before us
+    reused.write_bytes(b"x")
+    os.utime(reused, (0, 0))
+    live = workdir / f".other.mp4.partial-{os.getpid()}-abcdef01"  # this process is writing it
+    live.write_bytes(b"in progress")
+    lookalikes = [workdir / ".clip.mp4.partial-notapid", workdir / ".notes.partial-1-xyz"]
+    for path in lookalikes:
+        path.write_text("keep me")
+    result = cli("generate", "a red circle moving right", "-o", "new.mp4", "--quiet")
+    assert result.code == 0, result.err
+    assert not dead.exists() and not dead_folder.exists() and not reused.exists()
+    assert live.exists() and all(path.exists() for path in lookalikes)
+
+
+def test_kill_9_while_writing_leaves_nothing_after_the_next_run(tmp_path) -> None:
+    """The real thing: kill -9 as the file is being written, then generate into that folder."""
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "HF_HUB_CACHE": str(HUB_CACHE), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "promptreel", "generate", "a kite", "--seed", "1"]
+    command += ["--num-frames", "64", "--num-inference-steps", "2", "--quiet"]
+    process = subprocess.Popen([*command, "-o", str(out / "clip.mp4")], env=env)
+    deadline = time.monotonic() + 300
+    while not any(out.iterdir()) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    left = {p.name for p in out.iterdir()}
+    if left <= {"clip.mp4", "clip.mp4.json"}:
+        pytest.skip(f"the kill landed after the rename ({sorted(left)}); nothing to clean")
+    again = subprocess.run([*command, "-o", str(out / "again.mp4")], env=env, timeout=300)
+    assert again.returncode == 0
+    assert {p.name for p in out.iterdir()} - left == {"again.mp4", "again.mp4.json"}
+    assert not [name for name in os.listdir(out) if ".partial-" in name]

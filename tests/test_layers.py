@@ -1,7 +1,7 @@
 """The layers import downward only, and no module imports itself back through another.
 
     interfaces (cli, server, eval)  ->  api  ->  jobs  ->  the engine (generation)  ->
-    request, models, video, device, schedulers, errors, home, train
+    request, models, video, device, schedulers, errors, home, jsontext, train
 
 Imports inside functions count too: a lazy import is still a dependency.
 """
@@ -30,6 +30,7 @@ LAYERS = [
         "promptreel.schedulers",
         "promptreel.errors",
         "promptreel.home",
+        "promptreel.jsontext",
         "promptreel.train",
     ),
 ]

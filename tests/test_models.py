@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -173,7 +176,23 @@ def test_pickle_weights_are_never_loaded(hub, cli, workdir) -> None:
     assert "safetensors" in result.err and len(result.err.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("index", ["[1, 2]", '{"_class_name": ["evil_lib", "X"]}', "not json"])
+def test_pickle_weights_are_refused_in_one_line_by_the_real_command(hub, workdir) -> None:
+    """As a user runs it (a new process, libraries' own logging included): one line, no more."""
+    folder = workdir / "model"
+    shutil.copytree(hub("modelscope"), folder)
+    for weights in folder.glob("*/*.safetensors"):
+        weights.rename(weights.with_suffix(".bin"))
+    env = {**os.environ, "HF_HUB_CACHE": str(HUB_CACHE), "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "promptreel", "generate", "a kite", "--model", "model"]
+    result = subprocess.run(command + SMALL, capture_output=True, text=True, env=env)
+    assert result.returncode == 1
+    assert result.stdout == "" and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "safetensors" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "index", ["[1, 2]", '{"_class_name": ["evil_lib", "X"]}', "not json", "[" * 100_000]
+)
 def test_a_malformed_model_index_is_refused_in_one_line(cli, workdir, index) -> None:
     (workdir / "broken").mkdir()
     (workdir / "broken" / "model_index.json").write_text(index)

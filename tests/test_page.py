@@ -11,17 +11,10 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
-import uvicorn
-
-from promptreel.server.app import create_app
+from conftest import bearer
 
 try:
     from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -63,53 +56,6 @@ def browser() -> Iterator[Browser]:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         yield browser
         browser.close()
-
-
-@pytest.fixture
-def serve() -> Iterator[Callable[..., str]]:
-    """Start the service (create_app's options) on a free port; returns its base URL."""
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(**options: Any) -> str:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(**options),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            timeout_graceful_shutdown=5,  # an event stream left open must not hold the test
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        base = f"http://127.0.0.1:{port}"
-        wait_for_health(base, options.get("token"), thread)
-        return base
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(60)
-
-
-def wait_for_health(base: str, token: str | None, thread: threading.Thread) -> None:
-    request = urllib.request.Request(f"{base}/v1/health", headers=bearer(token))
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(request, timeout=5):
-                return
-        except OSError:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the service at {base} did not start") from None
-            time.sleep(0.1)
-
-
-def bearer(token: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @pytest.fixture

@@ -6,6 +6,9 @@ up here as "not in the local Hugging Face cache" instead of the expected message
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,7 +103,18 @@ CASES = {
     "unknown option": (["a cat", "--frames", "8"], "--frames"),
     "a seed of 330 digits": (["a cat", "--seed", "9" * 330], "seed"),
     "steps of 330 digits": (["a cat", "--num-inference-steps", "9" * 330], "num_inference_steps"),
-    "escape codes in the prompt": (["a \x1b[31mred\x1b[0m cat"], "control characters"),
+    "escape codes in the prompt": (["a \x1b[31mred\x1b[0m cat"], "U+001B"),
+    "an 8-bit CSI in the prompt": (["a \x9b2J cat"], "U+009B"),
+    "a C1 control in the negative prompt": (["a cat", "--negative-prompt", "x\x85y"], "U+0085"),
+    "a carriage return in the prompt": (["a cat\rdog"], "U+000D"),
+    "a bidirectional override in the prompt": (["a \u202ecat"], "U+202E"),
+    "bytes that are not UTF-8 in the prompt": (["a \udcff cat"], "not valid UTF-8"),
+    "bytes that are not UTF-8 in the negative prompt": (
+        ["a cat", "--negative-prompt", "\udce9t\udce9"],
+        "not valid UTF-8",
+    ),
+    "a prompt of zero-width spaces": (["\u200b\u200b"], "something visible"),
+    "a prompt of a byte-order mark and spaces": (["\ufeff  \u2060"], "something visible"),
     "a repo id with a space": (["a cat", "--model", "org/na me"], "valid hub repo id"),
     "a repo id climbing out": (["a cat", "--model", "../x/y"], "valid hub repo id"),
     "param far beyond its range": (
@@ -195,3 +209,68 @@ def test_debug_shows_the_traceback(cli, workdir, monkeypatch) -> None:
         from promptreel.cli import main
 
         main(["generate", "", "--model", "modelscope"])
+
+
+@pytest.mark.parametrize("command", [["generate", "a cat"], ["history"], ["models"]])
+def test_a_working_folder_deleted_under_the_shell_is_one_line(tmp_path, command) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = 'cd "$1" && rmdir "$1" && shift && exec "$@"'
+    args = ["sh", "-c", script, "sh", str(gone), sys.executable, "-m", "promptreel", *command]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("shell-init")]
+    assert lines == [lines[0]] and "current folder no longer exists" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("limit", ["0", "-5", "1000001", "9" * 30])
+def test_history_limit_out_of_range_is_one_line(cli, limit) -> None:
+    result = cli("history", "--limit", limit)
+    assert result.code in (1, 2) and len(result.err.strip().splitlines()) == 1, result.err
+    assert "--limit" in result.err and "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("name", ["two\nlines.mp4", "esc\x1b[2J.mp4", "csi\x9b.mp4", "tab\t.gif"])
+def test_an_output_name_with_a_control_character_is_refused(cli, workdir, name) -> None:
+    result = cli("generate", "a cat", "--output", name)
+    assert result.code == 1 and result.err.count("\n") == 1, result.err
+    assert "control character" in result.err and "\x1b" not in result.err
+    assert files_in(workdir) == set()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into any folder")
+def test_no_output_in_a_folder_that_cannot_be_written_is_refused_first(cli, workdir) -> None:
+    workdir.chmod(0o555)
+    try:
+        result = cli("generate", "a red circle moving right")
+    finally:
+        workdir.chmod(0o755)
+    assert result.code == 1 and "not writable" in result.err and "--output" in result.err
+    assert JobStore().list()[1] == 0  # refused before it ran: no generation, no row
+
+
+def test_no_output_in_a_folder_that_cannot_be_written_is_refused_first_even_as_root(
+    cli, workdir, monkeypatch
+) -> None:
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if str(path) == "." else real_access(path, mode)
+    )
+    result = cli("generate", "a red circle moving right")
+    assert result.code == 1 and "not writable" in result.err, result.err
+    assert JobStore().list()[1] == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["a cat", "--model", "evil\x1b[2J\x9b31m"],
+        ["a cat", "--model", "x", "--param", "k\x1b]0;title\x07=1"],
+        ["a cat", "--scheduler", "\x9b2J"],
+        ["--model", "svd", "--image", "no\x1b[31m.png"],
+    ],
+)
+def test_a_refusal_never_sends_a_control_character_to_the_terminal(cli, workdir, args) -> None:
+    result = cli("generate", *args)
+    assert result.code in (1, 2) and result.err.count("\n") == 1, result.err
+    assert not any(0x80 <= ord(c) < 0xA0 or (ord(c) < 32 and c != "\n") for c in result.err)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import inspect
-import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -29,8 +28,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import jsontext
 from .device import check_offload, pick_device, pick_dtype
-from .errors import InvalidRequest, OutOfMemory, about
+from .errors import InvalidRequest, ModelNotFound, OutOfMemory, about
 from .models.card import ModelCard
 from .models.load import (
     LoadOptions,
@@ -273,8 +273,13 @@ def _check_eta(scheduler: str | None, folder: Path) -> None:
     if scheduler is not None:
         class_name = SCHEDULERS[scheduler][0]
     else:
-        config = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
-        class_name = config["_class_name"]
+        path = folder / "scheduler" / "scheduler_config.json"
+        try:
+            class_name = str(jsontext.loads(path.read_text())["_class_name"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise ModelNotFound(f"{path} is not a scheduler config diffusers reads.") from None
+        if not hasattr(diffusers, class_name):
+            raise ModelNotFound(f"{path} names {class_name!r}, not a scheduler of diffusers.")
     if "eta" not in inspect.signature(getattr(diffusers, class_name).step).parameters:
         raise InvalidRequest(
             f"--param eta has no effect with {class_name}; add --scheduler ddim, or drop eta."

@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import re
 import secrets
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -43,6 +44,35 @@ INPUT_FILES = ("image", "video")
 # What a record keeps outside its `parameters`: the texts, the model, the input files' hashes.
 RECORDED_APART = ("prompt", "negative_prompt", "model", *INPUT_FILES)
 _URL = re.compile(r"[a-z][a-z0-9+.-]+:", re.IGNORECASE)  # https:, file:, data: (not C:)
+
+# What a prompt may hold: any text but control characters (C0 and C1, such as ESC and the 8-bit
+# CSI U+009B: a terminal acts on them), tabs and line breaks apart; the bidirectional overrides
+# and isolates that make text read differently than it is stored; and lone surrogates (bytes
+# that were not UTF-8, as a shell passes them on). Zero-width and other format characters are
+# allowed (emoji sequences need the joiner) but are not visible: a prompt needs one that is.
+_ALLOWED_CONTROLS = "\t\n"
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp", "Mn", "Me"})
+
+
+def text_fault(text: str) -> str | None:
+    """Why `text` cannot be a prompt (its first character that may not be in one), or None."""
+    for position, char in enumerate(text, start=1):
+        category = unicodedata.category(char)
+        if category == "Cs":
+            return (
+                f"holds U+{ord(char):04X} at character {position}, which is not valid UTF-8 "
+                "text; check the encoding of the shell or file it came from"
+            )
+        if (category == "Cc" and char not in _ALLOWED_CONTROLS) or char in _BIDI_CONTROLS:
+            kind = "a control character" if category == "Cc" else "a bidirectional override"
+            return f"holds U+{ord(char):04X} ({kind}) at character {position}; remove it"
+    return None
+
+
+def visible(text: str) -> bool:
+    """Whether `text` has a character that shows (not only spaces, zero-width or BOMs)."""
+    return any(unicodedata.category(c) not in _INVISIBLE for c in text)
 
 
 class GenerationRequest(BaseModel):
@@ -95,6 +125,14 @@ class GenerationRequest(BaseModel):
         if name is not None and name not in SCHEDULERS:
             raise ValueError(f"must be one of {', '.join(SCHEDULERS)}")
         return name
+
+    @field_validator("prompt", "negative_prompt")
+    @classmethod
+    def _prompt_characters(cls, text: str | None) -> str | None:
+        fault = None if text is None else text_fault(text)
+        if fault is not None:
+            raise ValueError(fault)
+        return text
 
     @field_validator(*INPUT_FILES, mode="before")
     @classmethod
@@ -253,19 +291,15 @@ def _check_prompt(
         return None
     if text is None and optional:
         return None
-    if text is None or not text.strip():
+    if text is None or not visible(text):
         raise InvalidRequest(
-            f"{card.name} needs a {name}: give a non-empty text.", argument=name, value=text
+            f"{card.name} needs a {name}: give a text with something visible in it.",
+            argument=name,
+            value=text,
         )
     if len(text) > MAX_PROMPT_CHARS:
         raise InvalidRequest(
             f"`{name}` is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}.",
-            argument=name,
-            value=text,
-        )
-    if any((ord(c) < 32 and c not in "\t\n") or ord(c) == 127 for c in text):
-        raise InvalidRequest(
-            f"`{name}` contains control characters (such as escape codes); remove them.",
             argument=name,
             value=text,
         )

@@ -43,8 +43,10 @@ from typing import Any
 
 import av
 import numpy as np
+import psutil
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from promptreel import jsontext
 from promptreel.errors import InputError, OutputError
 
 __all__ = [
@@ -76,6 +78,7 @@ _RECORD_NAME = "record.json"
 _SIDECAR_SUFFIX = ".json"  # appended to the full output name: clip.mp4 -> clip.mp4.json
 _RECORD_MARKER = "promptreel_record"  # the key that makes a JSON object one of our records
 _RECORD_KEY = "comment"  # MP4 stores it as the standard ©cmt atom, Matroska as a COMMENT tag
+_PARTIAL_NAME = re.compile(r"\..+\.partial-([0-9]+)-[0-9a-f]{8}", re.ASCII | re.DOTALL)
 _PNG_RECORD_KEY = "Comment"  # the PNG spec's predefined keyword
 
 # Demuxers read_video accepts. Without a list FFmpeg would also open playlists (HLS, concat) that
@@ -143,6 +146,7 @@ class Video:
         """
         # 1. Check everything before writing a byte.
         target, kind = _check_output(path, overwrite=overwrite, fps=self.fps)
+        remove_stale_partials(target.parent)
         try:
             record_text = json.dumps(self.record, ensure_ascii=False, indent=2, allow_nan=False)
         except (TypeError, ValueError) as e:
@@ -209,8 +213,21 @@ def _check_output(
             f"--output is empty; give a file name ending in {', '.join(SUFFIXES)}, "
             "or a folder path ending in '/' for PNG frames"
         )
-    if "\0" in raw:
-        raise OutputError(f"--output {raw!r}: contains a NUL character; choose another --output")
+    # a name is printed when written: a line break or an escape code in it would reach the
+    # terminal, and bytes that are not UTF-8 cannot be shown at all
+    odd = next((c for c in raw if unicodedata.category(c) in ("Cc", "Cs")), None)
+    if odd is not None:
+        raise OutputError(
+            f"--output {raw!r}: holds U+{ord(odd):04X}, a control character or a byte that is "
+            "not UTF-8; choose a plain name"
+        )
+    try:
+        return _checked_target(raw, overwrite=overwrite, fps=fps)
+    except OSError as e:  # a name too long for the file system, a folder gone mid-check ...
+        raise OutputError(f"--output {raw!r}: {_reason(e)}; choose another --output") from None
+
+
+def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Path, str]:
     # Path() drops a trailing separator, and with it the only sign that a folder is meant.
     wants_folder = raw.endswith(("/", os.sep)) or bool(os.altsep and raw.endswith(os.altsep))
     # abspath (not resolve): a symlink named as the output is replaced, never written through.
@@ -275,7 +292,43 @@ def _sidecar(target: Path) -> Path:
 
 
 def _temp_name(final: Path, tag: str) -> Path:
-    return final.with_name(f".{final.name}.{tag}-{secrets.token_hex(4)}")
+    # the writer's pid in the name: a later writer removes what a killed one left behind
+    return final.with_name(f".{final.name}.{tag}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_stale_partials(folder: Path) -> list[Path]:
+    """Remove the hidden temporaries (`.NAME.partial-PID-XXXXXXXX`) that writers killed
+    mid-write (kill -9, a power cut) left in `folder`: those whose process is gone, or whose
+    pid now belongs to a process started after the file was last written. Every save does
+    this first; a live writer's temporaries, and anything else, stay."""
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _PARTIAL_NAME.fullmatch(entry.name)
+        try:
+            if match is None or _writer_alive(int(match[1]), entry.stat(follow_symlinks=False)):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+        except OSError:  # gone already, or not ours to remove: leave it
+            continue
+        removed.append(Path(entry.path))
+    return removed
+
+
+def _writer_alive(pid: int, written: os.stat_result) -> bool:
+    try:
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:  # zombies included
+        return False
+    except psutil.Error:  # another user's process, say: it may well be writing
+        return True
+    return started <= written.st_mtime + 1  # a second of slack for coarse clocks
 
 
 def _check_name_length(target: Path, kind: str, where: str) -> None:
@@ -537,10 +590,13 @@ def _refusal(argument: str | None, path: str | os.PathLike[str]) -> Callable[[st
 
 def _input_file(path: str | os.PathLike[str], refuse: Callable[[str], InputError]) -> Path:
     file = Path(os.path.abspath(os.fspath(path)))
-    if not file.exists():
-        raise refuse("no such file; check the path")
-    if not file.is_file():
-        raise refuse("is not a file")
+    try:
+        if not file.exists():
+            raise refuse("no such file; check the path")
+        if not file.is_file():
+            raise refuse("is not a file")
+    except OSError as e:  # a name longer than the file system allows, say
+        raise refuse(f"cannot be opened ({_reason(e)}); check the path") from None
     if not os.access(file, os.R_OK):
         raise refuse("is not readable (permission denied)")
     return file
@@ -678,7 +734,11 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     raw = os.fspath(path)
     target = Path(os.path.abspath(raw))
     refuse = _refusal(None, raw)
-    if target.is_dir():
+    try:
+        folder = target.is_dir()
+    except OSError as e:  # a name longer than the file system allows, say
+        raise refuse(f"cannot be opened ({_reason(e)}); check the path") from None
+    if folder:
         sidecar = target / _RECORD_NAME
     else:
         _input_file(raw, refuse)
@@ -688,10 +748,10 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
             return embedded
     if sidecar.is_file():
         try:
-            record = json.loads(sidecar.read_text(encoding="utf-8"))
+            record = jsontext.loads(sidecar.read_text(encoding="utf-8"))
         except OSError as e:
             raise refuse(f"its record {sidecar.name} is unreadable ({_reason(e)})") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except ValueError as e:  # not UTF-8, not JSON, or nested too deeply
             raise refuse(f"its record {sidecar.name} is not valid JSON: {e}") from None
         if _is_record(record):
             return record
@@ -729,7 +789,7 @@ def _embedded_record(file: Path) -> dict[str, Any] | None:
     if not text:
         return None
     try:
-        record = json.loads(text)
-    except json.JSONDecodeError:
+        record = jsontext.loads(text)
+    except ValueError:
         return None  # a comment someone else wrote; try the sidecar
     return record if _is_record(record) else None  # JSON of someone else's: likewise

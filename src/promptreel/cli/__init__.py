@@ -19,6 +19,7 @@ import typer
 
 from ..errors import PromptreelError
 from . import generate, history, models, serve, training
+from .show import printable
 
 app = typer.Typer(
     help="Local text-to-video generation with open diffusion models.",
@@ -44,6 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and `python -m promptreel`."""
     if not DEBUG:
         _quiet_libraries()
+    try:
+        os.getcwd()
+    except OSError:  # torch would abort the process with a fatal error of oneMKL's
+        _fail(
+            "OutputError",
+            "the current folder no longer exists (it was deleted or moved); cd to a folder "
+            "that exists and run again",
+            1,
+        )
     # `kill` and a closing terminal get the same clean-up as Ctrl-C: no partial file remains
     interrupted: list[int] = []
 
@@ -84,15 +94,18 @@ def _report(exc: Exception) -> None:
 
 
 def _fail(kind: str, message: str, code: int) -> None:
-    print(f"{kind}: {' '.join(message.split())}", file=sys.stderr)
+    # one line, and whatever of a user's input the message quotes cannot act on the terminal
+    print(f"{kind}: {printable(' '.join(message.split()))}", file=sys.stderr)
     sys.exit(code)
 
 
 def _quiet_libraries() -> None:
-    """Library chatter (deprecations, torchvision hints) would bury our one-line messages."""
+    """Library chatter (deprecations, torchvision hints) would bury our one-line messages.
+    Their errors too: diffusers logs a failed load at ERROR and then raises, and our own one
+    line says what failed and what to do (PROMPTREEL_DEBUG=1 shows everything)."""
     warnings.filterwarnings("ignore")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "critical")
+    os.environ.setdefault("DIFFUSERS_VERBOSITY", "critical")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    logging.getLogger("transformers").setLevel(logging.ERROR)
-    logging.getLogger("diffusers").setLevel(logging.ERROR)
+    for library in ("transformers", "diffusers", "huggingface_hub"):
+        logging.getLogger(library).setLevel(logging.CRITICAL)

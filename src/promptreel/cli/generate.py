@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import secrets
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 import typer
 
-from ..errors import InvalidRequest
+from ..errors import InvalidRequest, OutputError
 from ..request import INPUT_FILES, GenerationRequest, Settings, make_request
 
 # The command's own options: where the video goes and what is printed, not what it is.
@@ -123,6 +124,11 @@ def make_video(
     def check_output(settings: Settings) -> None:
         if output is not None:
             check_output_path(output, overwrite=overwrite, fps=settings.fps)
+        elif not os.access(".", os.W_OK | os.X_OK):
+            raise OutputError(
+                f"the current folder {os.getcwd()!r} is not writable, and without --output the "
+                "video goes there; give --output PATH, or cd to a folder you can write to"
+            )
 
     prepared = prepare(request, check_settings=check_output)
 

@@ -16,6 +16,7 @@ from .show import print_fields, table_lines
 JobId = Annotated[
     int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help="The id from `history`.")
 ]
+MAX_LIMIT = 10**6  # more than any history holds; SQLite takes at most a 64-bit number
 history_app = typer.Typer(help="Every generation, newest first: list, show, rerun, remove.")
 
 
@@ -39,8 +40,8 @@ def history(
 
     if status is not None and status not in STATUSES:
         raise InvalidRequest(f"--status must be one of {', '.join(STATUSES)}, not {status!r}.")
-    if limit < 1:
-        raise InvalidRequest(f"--limit must be at least 1, not {limit}.")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidRequest(f"--limit must be between 1 and {MAX_LIMIT}, not {limit}.")
     if search is not None and not search.isprintable():
         raise InvalidRequest("--search must be plain text, without control characters.")
     jobs, total = JobStore().list(text=search, model=model, status=status, limit=limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
 import typer
@@ -9,6 +10,7 @@ import typer
 from ..errors import InvalidRequest
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+MIN_TOKEN_CHARS = 16
 
 
 def serve(
@@ -27,8 +29,11 @@ def serve(
     if host not in LOOPBACK and not token:
         raise InvalidRequest(
             f"--host {host} opens the service to the network; give --token TOKEN (or set "
-            "PROMPTREEL_TOKEN), or keep the default 127.0.0.1."
+            f"PROMPTREEL_TOKEN), e.g. this fresh one: {secrets.token_urlsafe(24)}; or keep the "
+            "default 127.0.0.1."
         )
+    if token is not None:
+        _check_token(token)
     if not 0 < port < 65536:
         raise InvalidRequest(f"--port must be between 1 and 65535, not {port}.")
     if max_queue < 1:
@@ -46,3 +51,14 @@ def serve(
         port,
         banner=f"promptreel: serving {page} (Ctrl-C stops)",
     )
+
+
+def _check_token(token: str) -> None:
+    """A token must be one a guess or a glance cannot give: long, and plain text that a header
+    carries unchanged (no spaces, no control characters)."""
+    if len(token) < MIN_TOKEN_CHARS or not all(c.isprintable() and not c.isspace() for c in token):
+        raise InvalidRequest(
+            f"--token must be at least {MIN_TOKEN_CHARS} characters, without spaces or control "
+            f"characters (it has {len(token)}); use a fresh one such as "
+            f"{secrets.token_urlsafe(24)}"
+        )

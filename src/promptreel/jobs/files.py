@@ -6,12 +6,13 @@ The service writes outputs as `HOME/outputs/{id}.{format}` and keeps uploads as
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from contextlib import suppress
 from pathlib import Path
 
+from .. import jsontext
+from ..errors import OutputError
 from ..home import home
 from .store import Job
 
@@ -56,12 +57,20 @@ def job_files(job: Job) -> list[Path]:
 
 
 def _made_by(job: Job, output: Path) -> bool:
-    """Whether the record beside `output` is still this job's."""
+    """Whether the record beside `output` is still this job's: not when it is gone or another
+    run's. A record that cannot be read says neither, so nothing is removed (`OutputError`):
+    removing is all or nothing."""
     record = output / "record.json" if output.is_dir() else output.with_name(output.name + ".json")
     try:
-        return job.record is not None and json.loads(record.read_text("utf-8")) == job.record
-    except (OSError, ValueError):
+        return job.record is not None and jsontext.loads(record.read_text("utf-8")) == job.record
+    except FileNotFoundError:
         return False
+    except (OSError, ValueError) as e:  # unreadable; not UTF-8, not JSON, nested too deeply
+        reason = e.strerror if isinstance(e, OSError) else str(e)
+        raise OutputError(
+            f"job {job.id}'s record {record.name} cannot be read ({reason}); nothing was "
+            "removed: repair or delete that file, then remove the job again."
+        ) from None
 
 
 def remove_files(files: list[Path]) -> None:

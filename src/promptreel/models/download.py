@@ -26,6 +26,7 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
 )
 
+from .. import jsontext
 from ..errors import ModelNotDownloaded, ModelNotFound
 from .card import ModelCard
 from .resolve import CARDS_BY_NAME, cached_snapshot, find_card
@@ -145,7 +146,7 @@ def convert_pickles(snapshot: Path) -> list[Path]:
         partial.replace(target)
         written.append(target)
     for index in sorted(snapshot.rglob("*.bin.index.json")):
-        data = json.loads(index.read_text())
+        data = jsontext.loads(index.read_text())
         data["weight_map"] = {k: _safetensors_name(v) for k, v in data["weight_map"].items()}
         index.with_name(_safetensors_name(index.name)).write_text(json.dumps(data, indent=2))
     return written
@@ -193,8 +194,7 @@ def _plan(source: _Source) -> list[tuple[str, int]]:
         model_index = None
         if "model_index.json" in listing:
             path = _fetch(repo, "model_index.json", revision)
-            with open(path) as f:
-                model_index = json.load(f)
+            model_index = jsontext.loads(Path(path).read_text())
     except OfflineModeIsEnabled:
         raise ModelNotDownloaded(
             "downloading needs the network, and HF_HUB_OFFLINE is set; unset it and retry."
@@ -206,6 +206,10 @@ def _plan(source: _Source) -> list[tuple[str, int]]:
     except RepositoryNotFoundError:
         raise ModelNotFound(
             f"{repo} does not exist on the hub (or is private: set HF_TOKEN)."
+        ) from None
+    except ValueError:
+        raise ModelNotFound(
+            f"{repo}'s model_index.json is not valid JSON; it cannot load."
         ) from None
     except Exception as exc:  # connection errors of the hub's HTTP client share no base we import
         raise ModelNotDownloaded(

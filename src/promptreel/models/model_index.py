@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 from typing import Any
 
+from .. import jsontext
 from ..errors import ModelNotFound
 
 # Libraries a model_index.json may name, besides diffusers' own pipeline modules
@@ -18,7 +18,7 @@ TRUSTED_LIBRARIES = frozenset({"diffusers", "transformers", None})
 def read_model_index(folder: Path) -> dict[str, Any]:
     """The folder's model_index.json, checked to be the mapping diffusers expects."""
     try:
-        index = json.loads((folder / "model_index.json").read_text())
+        index = jsontext.loads((folder / "model_index.json").read_text())
     except (OSError, ValueError):
         index = None
     if not isinstance(index, dict) or not isinstance(index.get("_class_name"), str):

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import re
 from pathlib import Path
 
 from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
+from .. import jsontext
 from ..errors import ModelNotDownloaded, ModelNotFound
 from .card import ModelCard
 from .cards import CARDS
@@ -187,7 +187,7 @@ def _variant(folder: Path) -> str | None:
 
 def _read_json(path: Path) -> dict:
     try:
-        return json.loads(path.read_text())
+        return jsontext.loads(path.read_text())
     except (OSError, ValueError):
         return {}
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import json
+import re
 import secrets
-import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -33,10 +33,10 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import ValidationError
+from pydantic import BeforeValidator, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
+from ..errors import OutputError
 from ..jobs.files import clean_partial_files, job_files, outputs_dir, remove_files, uploads_dir
 from ..jobs.lock import hold_service_lock, release_service_lock
 from ..jobs.store import Job, JobStore
@@ -48,7 +48,17 @@ from .uploads import MAX_UPLOAD_BYTES, save_upload
 
 STATIC = Path(__file__).parent / "static"
 MAX_JSON_BYTES = 2**20
-JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+
+
+def _canonical_id(value: object) -> object:
+    """An id is written one way: `12`, not `12.0`, `012`, `+12` or in full-width digits (which
+    int() would take)."""
+    if isinstance(value, str) and not re.fullmatch(r"[1-9][0-9]{0,18}", value, re.ASCII):
+        raise ValueError("a job id is a whole number written with digits only, such as 12")
+    return value
+
+
+JobId = Annotated[int, BeforeValidator(_canonical_id), PathParam(ge=1, le=2**63 - 1)]
 SSE_LIFETIME = 600.0  # seconds; then the browser's EventSource reconnects by itself
 SSE_KEEPALIVE = 15.0
 MAX_STREAMS = 32  # open event streams; each holds a connection and polls the store
@@ -56,6 +66,12 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 VERSION = importlib.metadata.version("promptreel")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+_RANGE_PART = re.compile(r"\s*(?:([0-9]+)\s*-\s*([0-9]*)|-\s*([0-9]+))\s*", re.ASCII)
+PAGE_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
 
 
 JOB_SCHEMA = JobCreate.model_json_schema()  # inlined in the OpenAPI of the JSON/multipart body
@@ -117,7 +133,9 @@ def create_app(
 
     @app.exception_handler(Exception)
     async def _bug(request: Request, exc: Exception) -> JSONResponse:
-        return _error(500, f"internal error ({type(exc).__name__}); see the server's log")
+        # outside the middleware that adds them: a crash's answer carries the headers too
+        headers = _security_headers(request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}); see the server's log", headers)
 
     # --- who may call: the token, and no other site's pages -----------------------------------
 
@@ -133,6 +151,12 @@ def create_app(
             # POST is sent before the browser asks)
             return _error(403, "requests from other sites are refused")
         return await call_next(request)
+
+    @app.middleware("http")  # the outer one: its headers go on the guard's refusals too
+    async def _headers(request: Request, call_next: Any) -> Response:
+        response = await call_next(request)
+        response.headers.update(_security_headers(request.url.path))
+        return response
 
     def check_token(request: Request) -> None:
         if token is None:
@@ -246,13 +270,19 @@ def create_app(
     @v1.delete("/jobs/{job_id}", status_code=204)
     def delete_job(job_id: JobId) -> Response:
         """Forget a job that is not running, and remove its video and uploads."""
-        job = store.remove(job_id)
-        if job is None:
+        job = _get(store, job_id)
+        # what goes, known before anything does (all or nothing); only what the service itself
+        # wrote: a CLI row's files stay where the user put them
+        try:
+            files = [f for f in job_files(job) if _served_file(f)]
+        except OutputError as exc:
+            raise ApiError(409, str(exc)) from None
+        removed = store.remove(job_id)
+        if removed is None:
             raise ApiError(404, f"there is no job {job_id}")
-        if job.status == "running":
+        if removed.status == "running":
             raise ApiError(409, f"job {job_id} is running; cancel it first")
-        # only what the service itself wrote: a CLI row's files stay where the user put them
-        remove_files([f for f in job_files(job) if _served_file(f)])
+        remove_files(files)
         return Response(status_code=204)
 
     @v1.get("/jobs/{job_id}/events")
@@ -263,12 +293,13 @@ def create_app(
         if streams[0] >= MAX_STREAMS:
             raise ApiError(429, f"{MAX_STREAMS} event streams are open; close one or poll")
         streams[0] += 1  # taken now: requests that arrive together must not all pass
-        stream = _events(job_id, request)
-        # given back when the stream is gone, however it ended (even if it never started)
-        weakref.finalize(stream, _close_stream)
-
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
+        return _EventStream(
+            _events(job_id, request),
+            release=_close_stream,
+            media_type="text/event-stream",
+            headers=headers,
+        )
 
     def _close_stream() -> None:
         streams[0] -= 1
@@ -309,15 +340,21 @@ def create_app(
         path = Path(job.outputs[0]) if job.outputs else None
         if path is None or not path.is_file() or not _served_file(path):
             raise ApiError(404, f"the video of job {job_id} is no longer on disk")
-        if "if-range" not in request.headers:  # else Starlette may answer with the whole file
-            _check_range(request.headers.get("range"), path.stat().st_size)
         kind = path.suffix.lstrip(".")
-        return FileResponse(
+        response = FileResponse(
             path,
             media_type=MEDIA_TYPES.get(kind, "application/octet-stream"),
             filename=f"promptreel-{job_id}.{kind}",
             content_disposition_type="attachment" if download else "inline",
+            stat_result=path.stat(),
         )
+        wanted = request.headers.get("range")
+        validator = request.headers.get("if-range")
+        # an If-Range naming another version of the file asks for all of it: Range is moot
+        current = (response.headers.get("etag"), response.headers.get("last-modified"))
+        if wanted is not None and (validator is None or validator in current):
+            _check_range(wanted, path.stat().st_size)
+        return response
 
     # --- the rest -----------------------------------------------------------------------------
 
@@ -346,6 +383,24 @@ def create_app(
     app.include_router(v1)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+class _EventStream(StreamingResponse):
+    """An event stream that gives its slot back the moment it ends, however it ends: done, the
+    client gone (the server cancels the response), or the server stopping. Its generator is
+    closed then too, rather than whenever the garbage collector gets to it."""
+
+    def __init__(self, content: AsyncIterator[str], *, release: Any, **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self._content = content
+        self._release = release
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+            await self._content.aclose()  # type: ignore[attr-defined]
 
 
 async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -448,6 +503,23 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
+def _security_headers(path: str) -> dict[str, str]:
+    """Sent with every response. No other site may frame the page (a framed page sends requests
+    with this page's origin: clicks on Generate or Cancel could be stolen), sniff a type, or
+    learn a URL (tokens ride in video URLs). The page needs nothing but its own files; the API
+    explorer at /docs loads Swagger UI from a CDN with an inline script, so it gets only the
+    framing rule."""
+    explorer = path in ("/docs", "/redoc", "/docs/oauth2-redirect")
+    return {
+        "Content-Security-Policy": "frame-ancestors 'none'" if explorer else PAGE_POLICY,
+        "X-Frame-Options": "DENY",
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+
+
 def _error(
     status: int,
     detail: str,
@@ -474,21 +546,26 @@ def _host_name(host: str) -> str:
     return name.lower()  # host names are case-insensitive (LOCALHOST)
 
 
-def _check_range(header: str | None, size: int) -> None:
-    """A Range header the file cannot answer is an error in JSON like every other
-    (Starlette's own answer is plain text)."""
-    if header is None:
-        return
-    try:
-        FileResponse._parse_range_header(header, size)
-    except MalformedRangeHeader as exc:
-        raise ApiError(400, f"bad Range header: {exc.content}") from None
-    except RangeNotSatisfiable:
-        raise ApiError(
-            416,
-            f"the range is outside the video ({size} bytes)",
-            {"Content-Range": f"bytes */{size}"},
-        ) from None
+def _check_range(header: str, size: int) -> None:
+    """Refuse, in JSON like every other error, a Range the video cannot answer: 400 for one
+    that is not `bytes=` and parts `START-END`, `START-` or `-LENGTH` in plain digits, 416 for
+    one that starts past the end. Stricter than Starlette's parser on purpose: what passes here
+    it serves, so its own plain-text refusals never reach a client."""
+    unit, equals, spec = header.partition("=")
+    parts = [_RANGE_PART.fullmatch(part) for part in spec.split(",")]
+    if unit.strip().lower() != "bytes" or not equals or not all(parts):
+        raise ApiError(400, "bad Range header; ask for bytes=START-END (digits only)")
+    for part in parts:
+        assert part is not None  # checked above
+        start, end, suffix = part.groups()
+        if start is not None and end and int(end) < int(start):
+            raise ApiError(400, f"bad Range header: the range {start}-{end} ends before it starts")
+        if (start is not None and int(start) >= size) or (suffix is not None and int(suffix) == 0):
+            raise ApiError(
+                416,
+                f"the range is outside the video ({size} bytes)",
+                {"Content-Range": f"bytes */{size}"},
+            )
 
 
 def _served_file(path: Path) -> bool:

@@ -48,7 +48,10 @@ def serve(app: FastAPI, host: str, port: int, *, banner: str) -> None:
             if self.started:
                 print(banner, file=sys.stderr, flush=True)
 
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=GRACE)
+    # no access log: video and event URLs carry the token (`?token=`), and a log keeps it
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=GRACE
+    )
     server = Server(config)
     # a closed terminal stops the service like Ctrl-C (uvicorn itself handles INT and TERM)
     signal.signal(signal.SIGHUP, server.handle_exit)
