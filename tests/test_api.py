@@ -507,3 +507,57 @@ def test_deleting_a_job_whose_record_is_unreadable_deletes_nothing(client, sidec
     record.write_bytes(good)
     assert client.delete(f"/v1/jobs/{job['id']}").status_code == 204
     assert list(outputs_dir().iterdir()) == []
+
+
+def test_rerun_queues_the_same_video_with_its_own_copy_of_the_upload(hub, client) -> None:
+    hub("svd")
+    form = {"request": json.dumps({"model": "svd", "num_frames": 3, "height": 32, "width": 32,
+                                   "num_inference_steps": 2})}  # fmt: skip
+    first = client.post("/v1/jobs", data=form, files={"image": ("in.png", _png(), "image/png")})
+    done = _wait(client, first.json()["id"])
+    again = client.post(f"/v1/jobs/{done['id']}/rerun")
+    assert again.status_code == 201, again.text
+    redone = _wait(client, again.json()["id"])
+    assert redone["status"] == "succeeded" and redone["seed"] == done["seed"]
+    assert redone["request"]["num_frames"] == 3 and redone["output_format"] == "mp4"
+    first, second = (_frames(client.get(j["video_url"]).content) for j in (done, redone))
+    assert np.array_equal(first, second)
+    # each job owns its upload: deleting one leaves the other whole
+    assert client.delete(f"/v1/jobs/{done['id']}").status_code == 204
+    assert len(list(uploads_dir().iterdir())) == 1
+    assert client.post(f"/v1/jobs/{redone['id']}/rerun").status_code == 201
+    assert client.post("/v1/jobs/999/rerun").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("raw", "words"),
+    [
+        ('{"prompt": "a", "prompt": "b"}', "`prompt` twice"),
+        ('{"prompt": "a", "params": {"eta": 0.1, "eta": 0.5}}', "`eta` twice"),
+        ('{"prompt": "a", "params": {"eta": null}}', "numbers, true/false or text"),
+        ('{"prompt": "a", "seed": true}', "seed"),
+        ('{"prompt": "a", "num_frames": 4.0}', "num_frames"),
+    ],
+)
+def test_a_body_that_says_one_thing_twice_or_oddly_is_refused(client, raw, words) -> None:
+    answer = client.post("/v1/jobs", content=raw, headers={"content-type": "application/json"})
+    assert answer.status_code == 422 and words in answer.json()["detail"], answer.text
+    assert client.get("/v1/jobs").json()["total"] == 0
+
+
+def test_a_form_that_gives_a_part_twice_is_refused(hub, client) -> None:
+    hub("svd")
+    request = json.dumps({"model": "svd"})
+    image = {"image": ("a.png", _png(), "image/png")}
+    answer = client.post("/v1/jobs", data={"request": [request, request]}, files=image)
+    assert answer.status_code == 422 and "`request` twice" in answer.json()["detail"]
+    images = [("image", ("a.png", _png(), "image/png")), ("image", ("b.png", _png(), "image/png"))]
+    answer = client.post("/v1/jobs", data={"request": request}, files=images)
+    assert answer.status_code == 422 and "`image` twice" in answer.json()["detail"]
+    text = client.post("/v1/jobs", data={"request": request}, files={"image": (None, "/etc/pw")})
+    assert text.status_code == 422 and text.json()["argument"] == "image"
+
+
+def _frames(mp4: bytes) -> np.ndarray:
+    with av.open(io.BytesIO(mp4)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])

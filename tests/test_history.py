@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -252,3 +253,58 @@ def test_unwritable_home_is_a_clear_error(cli, workdir, monkeypatch) -> None:
     assert result.code == 1
     assert result.err.startswith("OutputError: cannot use the history database")
     assert "--no-history" in result.err
+
+
+def test_a_rerun_is_the_same_video_after_the_models_defaults_change(
+    cli, workdir, monkeypatch
+) -> None:
+    """Sampler, negative prompt, frames, steps, guidance: a card that changes any default
+    after a generation changes new videos, never its rerun."""
+    import dataclasses
+
+    from promptreel.models import resolve
+
+    assert cli("generate", "a red circle moving right", "--seed", "4", "-o", "a.mp4").code == 0
+    card = resolve.CARDS_BY_NAME["shapes"]
+    changed = dataclasses.replace(
+        card,
+        scheduler="euler",
+        negative_prompt="blurry",
+        num_inference_steps=card.num_inference_steps + 2,
+        guidance_scale=card.guidance_scale + 1.0,
+    )
+    monkeypatch.setitem(resolve.CARDS_BY_NAME, "shapes", changed)
+    assert cli("history", "rerun", "1", "-o", "again.mp4", "--no-history").code == 0
+    made = "a red circle moving right"
+    assert cli("generate", made, "--seed", "4", "-o", "new.mp4", "--no-history").code == 0
+    first, again, new = (read_video(workdir / n)[0] for n in ("a.mp4", "again.mp4", "new.mp4"))
+    assert np.array_equal(first, again)
+    assert not np.array_equal(first, new)  # the changed defaults do change a new video
+
+
+def test_a_row_holds_its_seed_and_settled_values_even_when_the_run_fails(
+    model, cli, workdir, monkeypatch
+) -> None:
+    _out_of_memory(monkeypatch)
+    assert cli("generate", "a kite", *SMALL).code == 1
+    [job] = _history(cli)
+    assert job["status"] == "failed" and isinstance(job["seed"], int)
+    assert job["request"]["seed"] == job["seed"] and job["request"]["fps"] is not None
+
+
+def test_a_rerun_of_a_relative_model_folder_works_from_another_folder(hub, cli, workdir):
+    import shutil
+
+    shutil.copytree(hub("modelscope"), workdir / "my model ü")
+    made = cli("generate", "a kite", "--model", "./my model ü", *SMALL[2:], "-o", "a.mp4")
+    assert made.code == 0, made.err
+    (workdir / "sub").mkdir()
+    os.chdir(workdir / "sub")
+    again = cli("history", "rerun", "1", "-o", "b.mp4")
+    assert again.code == 0, again.err
+    assert np.array_equal(read_video(workdir / "a.mp4")[0], read_video(workdir / "sub/b.mp4")[0])
+
+
+def test_search_that_matches_nothing_says_so(model, cli, workdir) -> None:
+    assert cli("generate", "a kite", *SMALL).code == 0
+    assert "nothing matches" in cli("history", "--search", "zebra").err

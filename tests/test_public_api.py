@@ -61,3 +61,32 @@ def test_unload_frees_the_pipeline_so_the_next_call_loads_it_again() -> None:
 
 def test_the_package_ships_type_information() -> None:
     assert (Path(promptreel.__file__).parent / "py.typed").is_file()
+
+
+@pytest.mark.parametrize(
+    ("settings", "argument"),
+    [
+        ({"num_frames": True}, "num_frames"),
+        ({"seed": True}, "seed"),
+        ({"guidance_scale": False}, "guidance_scale"),
+        ({"num_frames": "8"}, "num_frames"),
+        ({"seed": 10**5000}, "seed"),
+        ({"num_frames": 10**5000}, "num_frames"),
+        ({"vae_tiling": 1}, "vae_tiling"),
+        ({"params": {"eta": None}}, "params"),
+    ],
+)
+def test_python_settings_of_the_wrong_kind_are_refused_in_one_line(settings, argument) -> None:
+    with pytest.raises(promptreel.InvalidRequest) as refused:
+        promptreel.generate("a red circle", history=False, **settings)
+    assert refused.value.argument == argument
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 300
+
+
+def test_an_empty_negative_prompt_means_none() -> None:
+    plain = promptreel.generate("a red circle moving right", seed=5, history=False)
+    empty = promptreel.generate(
+        "a red circle moving right", seed=5, negative_prompt="", history=False
+    )
+    assert (plain.frames == empty.frames).all()
+    assert empty.record["negative_prompt"] == ""

@@ -148,6 +148,15 @@ CASES = {
         "URL",
     ),
     "empty image path": (["--model", "svd", "--image", ""], "empty"),
+    "image from a URL with a space before it": (
+        ["--model", "svd", "--image", " https://example.com/a.png"],
+        "' https://example.com/a.png'",
+    ),
+    "an image named like a scheme is a file, not a URL": (
+        ["--model", "svd", "--image", "{colon}"],
+        "promptreel download",
+    ),
+    "a --param given twice": (["a cat", "--param", "eta=0.1", "--param", "eta=0.5"], "twice"),
     "empty output": (["a cat", "--output", ""], "empty"),
     "empty model name": (["a cat", "--model", ""], "empty"),
 }
@@ -168,7 +177,9 @@ def inputs(workdir: Path) -> dict[str, str]:
     plain_video(workdir / "clip.mp4", frames=4, side=64)
     plain_video(workdir / "clip60.mp4", frames=4, side=64, fps=60)
     (workdir / "keep.mp4").write_bytes(b"precious")
+    Image.new("RGB", (64, 64)).save(workdir / "clip:1.png")
     return {
+        "colon": "clip:1.png",
         "image": "cat.png",
         "video": "clip.mp4",
         "video60": "clip60.mp4",

@@ -21,7 +21,8 @@ def test_unset_values_take_the_card_and_set_ones_are_kept() -> None:
     card = find_card("cogvideox-2b")
     settled = settle(make_request(prompt="a cat", model="cogvideox-2b", seed=5), card)
     assert (settled.num_frames, settled.height, settled.width) == (49, 480, 720)
-    assert settled.seed == 5 and settled.scheduler is None
+    assert settled.seed == 5 and settled.scheduler == "model"  # the one the model ships with
+    assert settled.negative_prompt == ""  # none, said explicitly
     asked = settle(make_request(prompt="a cat", model="cogvideox-2b", num_frames=9), card)
     assert asked.num_frames == 9
     assert settle(make_request(prompt="a cat", model="cogvideox-2b"), card).seed >= 0

@@ -14,14 +14,16 @@ from pathlib import Path
 import pytest
 import typer.main
 
-from promptreel.api import GenerateOptions
 from promptreel.cli import app
 from promptreel.jobs.history import rerun_request
 from promptreel.jobs.store import Job
 from promptreel.request import (
     INPUT_FILES,
+    MODEL_SCHEDULER,
     RECORDED_APART,
+    GenerateOptions,
     GenerationRequest,
+    Scheduler,
     make_request,
     recorded_parameters,
 )
@@ -175,7 +177,11 @@ def test_the_page_form_has_a_control_for_every_field() -> None:
     for name, field in GenerationRequest.model_fields.items():
         if typing.get_origin(field.annotation) is typing.Literal:
             assert page.options[name] == list(typing.get_args(field.annotation)), name
-    assert page.options["scheduler"] == ["default", *SCHEDULERS]
+    assert page.options["scheduler"] == ["default", *typing.get_args(Scheduler)]
+
+
+def test_the_scheduler_choices_are_the_samplers_and_the_models_own() -> None:
+    assert typing.get_args(Scheduler) == (MODEL_SCHEDULER, *SCHEDULERS)
 
 
 def test_generate_help_names_each_switch_once(cli) -> None:

@@ -27,14 +27,14 @@ __all__ += errors.__all__
 _LAZY = {
     "generate": "promptreel.api",
     "unload": "promptreel.api",
-    "GenerateOptions": "promptreel.api",
+    "GenerateOptions": "promptreel.request",
     "Video": "promptreel.video",
     "GenerationRequest": "promptreel.request",
 }
 
 if TYPE_CHECKING:
-    from .api import GenerateOptions, generate, unload
-    from .request import GenerationRequest
+    from .api import generate, unload
+    from .request import GenerateOptions, GenerationRequest
     from .video import Video
 
 

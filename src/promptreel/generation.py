@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import inspect
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,6 +44,7 @@ from .models.resolve import find_card, locate
 from .request import (
     INPUT_FILES,
     MAX_FPS,
+    MODEL_SCHEDULER,
     GenerationRequest,
     InputVideo,
     Settings,
@@ -83,6 +85,15 @@ class Prepared:
     folder: Path
     image: Image.Image | None
     frames_in: np.ndarray | None
+
+    @property
+    def settled(self) -> GenerationRequest:
+        """The request with every value settled (the seed drawn, the card's defaults taken) and
+        a model folder made absolute: what a history row keeps, to run it again anywhere."""
+        settled = settled_request(self.request, self.settings)
+        if self.card.local_path is not None and self.card.repo_id == self.card.local_path:
+            settled = settled.model_copy(update={"model": os.path.abspath(self.card.local_path)})
+        return settled
 
 
 def prepare(
@@ -159,9 +170,9 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
         forward_chunking=request.forward_chunking,
     )
     pipe.scheduler = (
-        make_scheduler(settings.scheduler, own_scheduler.config, card.scheduler_overrides)
-        if settings.scheduler
-        else own_scheduler
+        own_scheduler
+        if settings.scheduler == MODEL_SCHEDULER
+        else make_scheduler(settings.scheduler, own_scheduler.config, card.scheduler_overrides)
     )
     timings = {"load": time.perf_counter() - started}
 
@@ -267,10 +278,10 @@ class _StageClock:
         self._lap("decode")
 
 
-def _check_eta(scheduler: str | None, folder: Path) -> None:
+def _check_eta(scheduler: str, folder: Path) -> None:
     """`eta` is an argument of DDIM-type samplers only; pipelines drop it silently for others,
     and the record would claim a setting that never ran."""
-    if scheduler is not None:
+    if scheduler != MODEL_SCHEDULER:
         class_name = SCHEDULERS[scheduler][0]
     else:
         path = folder / "scheduler" / "scheduler_config.json"
@@ -306,7 +317,7 @@ def _call_arguments(settings: Settings, card: ModelCard, pipeline_class: str) ->
     accepted = inspect.signature(getattr(diffusers, pipeline_class).__call__).parameters
     values: dict[str, Any] = {
         "prompt": settings.prompt,
-        "negative_prompt": settings.negative_prompt,
+        "negative_prompt": settings.negative_prompt or None,  # "": none, as pipelines have it
         "num_frames": settings.num_frames,
         "height": settings.height,
         "width": settings.width,

@@ -13,18 +13,29 @@ loaded, so a bad request costs nothing and leaves nothing behind.
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import InvalidRequest
 from .models.card import ModelCard
-from .schedulers import SCHEDULERS, SWAPPABLE
+from .schedulers import SWAPPABLE
 
 DEFAULT_MODEL = "shapes"  # ships inside the package: works offline from the first run
 MAX_PROMPT_CHARS = 4000
@@ -37,13 +48,34 @@ MAX_FPS = 120.0
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Offload = Literal["none", "model", "sequential", "group"]
+# `model`: the sampler the model ships with (pinned as such in a record, so that a card that
+# later picks another default cannot change a rerun); the others are `schedulers.SCHEDULERS`.
+Scheduler = Literal["model", "ddim", "dpm++", "euler", "euler-a", "unipc"]
+MODEL_SCHEDULER = "model"
 ParamValue = bool | int | float | str
+Whole = Annotated[int, Strict()]  # True is not 1, and "4" is not 4
+
+
+def _scalar_values(params: object) -> object:
+    if isinstance(params, dict):
+        for key, value in params.items():
+            if not isinstance(value, bool | int | float | str):
+                raise ValueError(
+                    f"values are numbers, true/false or text, but `{key}` is {value!r}"
+                )
+    return params
+
+
+# a validator of the type, not of the model: the HTTP body, derived from the fields, has it too
+Params = Annotated[dict[str, ParamValue], BeforeValidator(_scalar_values)]
+Number = Annotated[float, Strict()]  # an int is fine, a bool is not
 
 # The fields that name an input file: the CLI takes a path, the service an upload.
 INPUT_FILES = ("image", "video")
 # What a record keeps outside its `parameters`: the texts, the model, the input files' hashes.
 RECORDED_APART = ("prompt", "negative_prompt", "model", *INPUT_FILES)
-_URL = re.compile(r"[a-z][a-z0-9+.-]+:", re.IGNORECASE)  # https:, file:, data: (not C:)
+# http://, s3://, hf://, and data: and file: (but not C:\ nor a file named "clip:1.png")
+_URL = re.compile(r"\s*(?:[a-z][a-z0-9+.-]*://|data:|file:)", re.IGNORECASE)
 
 # What a prompt may hold: any text but control characters (C0 and C1, such as ESC and the 8-bit
 # CSI U+009B: a terminal acts on them), tabs and line breaks apart; the bidirectional overrides
@@ -83,22 +115,32 @@ class GenerationRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prompt: str | None = Field(None, description="What the video shows.")
-    model: str = Field(
-        DEFAULT_MODEL, max_length=MAX_MODEL_CHARS, description="Alias, hub repo id or folder."
+    prompt: str | None = Field(
+        None, max_length=MAX_PROMPT_CHARS, description="What the video shows."
     )
-    negative_prompt: str | None = Field(None, description="What to avoid.")
-    num_frames: int | None = Field(None, description="Frames to generate.")
-    fps: float | None = Field(None, description="Frames per second of the file.")
-    height: int | None = Field(None, description="Height in pixels.")
-    width: int | None = Field(None, description="Width in pixels.")
-    num_inference_steps: int | None = Field(None, description="Denoising steps.")
-    guidance_scale: float | None = Field(None, description="Classifier-free guidance.")
-    seed: int | None = Field(None, description="Random seed (default: a random one).")
-    scheduler: str | None = Field(None, description=f"{', '.join(SCHEDULERS)}.")
+    model: str = Field(
+        DEFAULT_MODEL,
+        max_length=MAX_MODEL_CHARS,
+        description="Alias, hub repo id, or a local folder (not over HTTP).",
+    )
+    negative_prompt: str | None = Field(
+        None,
+        max_length=MAX_PROMPT_CHARS,
+        description="What to avoid (empty: nothing, not the model's default).",
+    )
+    num_frames: Whole | None = Field(None, description="Frames to generate.")
+    fps: Number | None = Field(None, description="Frames per second of the file.")
+    height: Whole | None = Field(None, description="Height in pixels.")
+    width: Whole | None = Field(None, description="Width in pixels.")
+    num_inference_steps: Whole | None = Field(None, description="Denoising steps.")
+    guidance_scale: Number | None = Field(None, description="Classifier-free guidance.")
+    seed: Whole | None = Field(None, description="Random seed (default: a random one).")
+    scheduler: Scheduler | None = Field(
+        None, description="The sampler (model: the one the model ships with)."
+    )
     image: Path | None = Field(None, description="Image to animate (a local file).")
     video: Path | None = Field(None, description="Video to transform (a local file).")
-    params: dict[str, ParamValue] = Field(
+    params: Params = Field(
         default_factory=dict, description="Model-specific settings (`promptreel models show`)."
     )
     device: Device = Field("auto", description="Where to run.")
@@ -106,10 +148,12 @@ class GenerationRequest(BaseModel):
         "auto", description="Weights' precision (auto: float32 on the CPU, the model's on a GPU)."
     )
     offload: Offload = Field("none", description="Keep weights off the GPU until needed.")
-    vae_slicing: bool = Field(False, description="Decode one video at a time.")
-    vae_tiling: bool = Field(False, description="Decode in tiles (less memory).")
-    forward_chunking: bool = Field(False, description="Chunk feed-forward layers (less memory).")
-    compile: bool = Field(False, description="torch.compile the denoiser.")
+    vae_slicing: StrictBool = Field(False, description="Decode one video at a time.")
+    vae_tiling: StrictBool = Field(False, description="Decode in tiles (less memory).")
+    forward_chunking: StrictBool = Field(
+        False, description="Chunk feed-forward layers (less memory)."
+    )
+    compile: StrictBool = Field(False, description="torch.compile the denoiser.")
 
     @field_validator("model", mode="before")
     @classmethod
@@ -119,17 +163,10 @@ class GenerationRequest(BaseModel):
             raise ValueError("is empty; give an alias, a hub repo id or a folder")
         return model
 
-    @field_validator("scheduler")
-    @classmethod
-    def _known_scheduler(cls, name: str | None) -> str | None:
-        if name is not None and name not in SCHEDULERS:
-            raise ValueError(f"must be one of {', '.join(SCHEDULERS)}")
-        return name
-
-    @field_validator("prompt", "negative_prompt")
-    @classmethod
-    def _prompt_characters(cls, text: str | None) -> str | None:
-        fault = None if text is None else text_fault(text)
+    @field_validator("prompt", "negative_prompt", mode="before")  # before: pydantic's own
+    @classmethod  # check of the text would say less about bytes that are not UTF-8
+    def _prompt_characters(cls, text: object) -> object:
+        fault = text_fault(text) if isinstance(text, str) else None
         if fault is not None:
             raise ValueError(fault)
         return text
@@ -139,7 +176,7 @@ class GenerationRequest(BaseModel):
     def _local_file(cls, path: object) -> object:
         # diffusers' loaders would fetch a URL; promptreel reads local files only (it works
         # offline, and the service must not be made to fetch addresses for a client)
-        if isinstance(path, str) and _URL.match(path) and len(path.split(":", 1)[0]) > 1:
+        if isinstance(path, str) and _URL.match(path) and not os.path.exists(path):
             raise ValueError(
                 "is a URL; promptreel reads local files only: download it first "
                 "(e.g. curl -o FILE URL) and give its path"
@@ -149,24 +186,57 @@ class GenerationRequest(BaseModel):
         return path
 
 
+class GenerateOptions(TypedDict, total=False):
+    """The keyword arguments of `generate`: the fields of `GenerationRequest` (diffusers' names)
+    other than the prompt and the model. For editors; the request checks the values."""
+
+    negative_prompt: str | None
+    num_frames: int | None
+    fps: float | None
+    height: int | None
+    width: int | None
+    num_inference_steps: int | None
+    guidance_scale: float | None
+    seed: int | None
+    scheduler: Scheduler | None
+    image: str | os.PathLike[str] | None
+    video: str | os.PathLike[str] | None
+    params: dict[str, ParamValue]
+    device: Device
+    dtype: Dtype
+    offload: Offload
+    vae_slicing: bool
+    vae_tiling: bool
+    forward_chunking: bool
+    compile: bool
+
+
 def make_request(**fields: object) -> GenerationRequest:
     """Build a request, turning pydantic's multi-line report into one line that names the field."""
     try:
         return GenerationRequest(**fields)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"]) or "request"
-        message = err["msg"].removeprefix("Value error, ")
-        message = message[0].lower() + message[1:]
-        value = err.get("input")
-        raise InvalidRequest(
-            f"`{name}` {message} (got {_show_value(value)}).",
-            argument=str(err["loc"][0]) if err["loc"] else None,
-            value=value,
-        ) from None
+        message, argument = one_line(exc.errors())
+        raise InvalidRequest(message, argument=argument, value=fields.get(argument or "")) from None
+
+
+def one_line(
+    errors: Sequence[Mapping[str, Any]], *, outside: tuple[str, ...] = ()
+) -> tuple[str, str | None]:
+    """Pydantic's report as one line that names the first field at fault, with that field.
+    `outside`: the parts of an error's location that are not field names (FastAPI's `body`)."""
+    err = errors[0] if errors else {}
+    loc = [str(p) for p in err.get("loc", ()) if p not in outside]
+    message = str(err.get("msg", "invalid request")).removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]
+    got = f" (got {_show_value(err['input'])})" if "input" in err else ""
+    where = f"`{'.'.join(loc)}` " if loc else ""
+    return f"{where}{message}{got}.", (loc[0] if loc else None)
 
 
 def _show_value(value: object) -> str:
+    if isinstance(value, int) and abs(value) >= 10**24:  # repr() refuses past 4300 digits
+        return _show(value)
     text = repr(value)
     return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
@@ -184,7 +254,7 @@ class Settings:
     num_inference_steps: int
     guidance_scale: float
     seed: int
-    scheduler: str | None
+    scheduler: str  # a name of schedulers.SCHEDULERS, or MODEL_SCHEDULER
     params: dict[str, bool | int | float] = field(default_factory=dict)
 
 
@@ -223,7 +293,9 @@ def settle(
     prompt = _check_prompt(request.prompt, card, "prompt")
     negative = _check_prompt(request.negative_prompt, card, "negative_prompt", optional=True)
     if negative is None and card.family.takes_text:
-        negative = card.negative_prompt
+        # "" is "nothing to avoid", said explicitly: a rerun then stays without one, whatever
+        # negative prompt the card may take on later
+        negative = card.negative_prompt or ""
     _check_inputs(request, card)
 
     # 2. Frames, size, speed of playback
@@ -251,7 +323,8 @@ def settle(
     _check_range("num_inference_steps", steps, 1, MAX_STEPS)
     guidance = card.guidance_scale if request.guidance_scale is None else request.guidance_scale
     _check_range("guidance_scale", guidance, 0.0, MAX_GUIDANCE)
-    if request.scheduler is not None and family.pipeline_class not in SWAPPABLE:
+    own = request.scheduler in (None, MODEL_SCHEDULER)
+    if not own and family.pipeline_class not in SWAPPABLE:
         raise InvalidRequest(
             f"--scheduler is not supported for {card.name}: {family.pipeline_class} needs the "
             "scheduler it ships with; leave --scheduler unset.",
@@ -272,7 +345,7 @@ def settle(
         num_inference_steps=steps,
         guidance_scale=float(guidance),
         seed=seed,
-        scheduler=request.scheduler or card.scheduler,
+        scheduler=request.scheduler or card.scheduler or MODEL_SCHEDULER,
         params=params,
     )
 
@@ -291,15 +364,11 @@ def _check_prompt(
         return None
     if text is None and optional:
         return None
+    if optional and not visible(text or ""):
+        return ""  # an empty negative prompt: nothing to avoid
     if text is None or not visible(text):
         raise InvalidRequest(
             f"{card.name} needs a {name}: give a text with something visible in it.",
-            argument=name,
-            value=text,
-        )
-    if len(text) > MAX_PROMPT_CHARS:
-        raise InvalidRequest(
-            f"`{name}` is {len(text)} characters; the limit is {MAX_PROMPT_CHARS}.",
             argument=name,
             value=text,
         )
@@ -339,7 +408,7 @@ def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None) ->
     if not lowest <= num_frames <= card.max_frames:
         raise InvalidRequest(
             f"`num_frames` must be between {lowest} and {card.max_frames} for {card.name} "
-            f"but is {num_frames}.",
+            f"but is {_show(num_frames)}.",
             argument="num_frames",
             value=num_frames,
         )
@@ -410,6 +479,8 @@ def _check_range(
 
 
 def _show(number: float) -> str:
+    if isinstance(number, int) and abs(number) >= 10**24:  # str() refuses past 4300 digits
+        return f"a number of {len(format(number, 'x')) * 4 * 3 // 10} or so digits"
     text = f"{number:g}" if isinstance(number, float) else str(number)
     return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 

@@ -14,12 +14,14 @@ import os
 import secrets
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
 
 from ..errors import InvalidRequest, OutputError
 from ..request import INPUT_FILES, GenerationRequest, Settings, make_request
+from .show import printable
 
 # The command's own options: where the video goes and what is printed, not what it is.
 OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -64,17 +66,29 @@ def _option(name: str) -> tuple[Any, Any]:
         )
     if name in INPUT_FILES:
         return Annotated[str | None, typer.Option(help=help_text)], None
-    if field.annotation is bool:  # a switch: `--vae-tiling`, no `--no-vae-tiling`
+    kind, optional = _plain_type(field.annotation)
+    if kind is bool:  # a switch: `--vae-tiling`, no `--no-vae-tiling`
         flag = "--" + name.replace("_", "-")
         return Annotated[bool, typer.Option(flag, help=help_text)], field.default
-    if get_origin(field.annotation) is Literal:
-        *most, last = get_args(field.annotation)
+    if get_origin(kind) is Literal:  # text on the command line; the request checks the choice
+        *most, last = get_args(kind)
         help_text = f"{help_text.rstrip('.')}: {', '.join(most)} or {last}."
-        return Annotated[str, typer.Option(help=help_text)], field.default
-    if field.is_required() or field.default is not None:
-        return Annotated[field.annotation, typer.Option(help=help_text)], field.default
+        kind = str
+    if not optional:
+        return Annotated[kind, typer.Option(help=help_text)], field.default
     # unset means "the model's own": None reaches the request as unset
-    return Annotated[field.annotation, typer.Option(help=help_text, show_default=False)], None
+    return Annotated[kind | None, typer.Option(help=help_text, show_default=False)], None
+
+
+def _plain_type(annotation: Any) -> tuple[Any, bool]:
+    """The type under `X | None` and pydantic's `Annotated` metadata, and whether None is in."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    optional = type(None) in members
+    if members:
+        (annotation,) = [m for m in members if m is not type(None)]
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    return annotation, optional
 
 
 def generate(**options: Any) -> None:
@@ -135,7 +149,7 @@ def make_video(
     # a live bar only on a terminal: in a pipe or a log it would be noise around the result
     with (
         ProgressDisplay(enabled=not quiet and sys.stderr.isatty()) as show,
-        history_entry(request, source="cli", enabled=not no_history) as entry,
+        history_entry(prepared.settled, source="cli", enabled=not no_history) as entry,
     ):
         result = run(prepared, progress=show)
         show(Progress("write"))
@@ -146,9 +160,9 @@ def make_video(
     if json_output:
         print(json.dumps(result.record, indent=2))
         if not quiet:
-            print(saved, file=sys.stderr)  # stdout stays pure JSON
+            print(printable(str(saved)), file=sys.stderr)  # stdout stays pure JSON
     elif not quiet:
-        print(saved)
+        print(printable(str(saved)))
 
 
 def parse_params(items: list[str]) -> dict[str, str]:
@@ -159,6 +173,13 @@ def parse_params(items: list[str]) -> dict[str, str]:
         if not sep or not key.strip():
             raise InvalidRequest(
                 f"--param expects KEY=VALUE but got {item!r}.", argument="params", value=item
+            )
+        if key.strip() in params:
+            raise InvalidRequest(
+                f"--param {key.strip()} is given twice ({params[key.strip()]!r} and {value!r}); "
+                "give it once.",
+                argument="params",
+                value=key.strip(),
             )
         params[key.strip()] = value
     return params

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import InvalidRequest
 from .generate import OWN_OPTIONS, make_video, with_options
-from .show import print_fields, table_lines
+from .show import print_fields, printable, table_lines
 
 JobId = Annotated[
     int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help="The id from `history`.")
@@ -49,7 +49,8 @@ def history(
         print(json.dumps({"jobs": [job.to_dict() for job in jobs], "total": total}, indent=2))
         return
     if not jobs:
-        print("no generations yet" if total == 0 else "nothing matches", file=sys.stderr)
+        filtered = any(x is not None for x in (search, model, status))
+        print("nothing matches" if filtered else "no generations yet", file=sys.stderr)
         return
     rows = [
         (
@@ -58,7 +59,7 @@ def history(
             job.status,
             "" if job.seed is None else str(job.seed),
             job.model,
-            job.prompt or "",
+            (job.prompt or "").strip(),
         )
         for job in jobs
     ]
@@ -121,7 +122,7 @@ def history_rm(
             raise InvalidRequest(
                 "`history rm` asks before removing; add --yes to remove without asking."
             )
-        listing = "".join(f"\n  {f}" for f in files)
+        listing = "".join(f"\n  {printable(str(f))}" for f in files)
         question = f"Remove generation {job_id} and {len(files)} file(s)?{listing}\n"
         if not typer.confirm(question, default=False, err=True):
             print("nothing removed", file=sys.stderr)

@@ -23,6 +23,7 @@ import importlib.metadata
 import json
 import re
 import secrets
+import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -36,12 +37,20 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BeforeValidator, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import OutputError
-from ..jobs.files import clean_partial_files, job_files, outputs_dir, remove_files, uploads_dir
+from ..errors import OutputError, PromptreelError
+from ..jobs.files import (
+    clean_partial_files,
+    job_files,
+    new_upload_path,
+    outputs_dir,
+    remove_files,
+    uploads_dir,
+)
+from ..jobs.history import rerun_request
 from ..jobs.lock import hold_service_lock, release_service_lock
 from ..jobs.store import Job, JobStore
 from ..jobs.worker import Worker
-from ..request import INPUT_FILES
+from ..request import INPUT_FILES, one_line
 from .errors import ApiError
 from .job_body import JobCreate, check_job
 from .uploads import MAX_UPLOAD_BYTES, save_upload
@@ -212,20 +221,54 @@ def create_app(
         try:
             for key, upload in uploads.items():
                 saved.append(await save_upload(upload, key))
-            inputs = dict(zip(uploads, saved, strict=True))
-            request_json = await asyncio.to_thread(check_job, body, inputs)
-            job_id = await asyncio.to_thread(
-                store.add,
-                request_json,
-                source="service",
-                output_format=body.format,
-                max_queued=max_queued,
-            )
+            fields = body.model_dump(exclude={"format"}, exclude_none=True)
+            fields.update(zip(uploads, saved, strict=True))
+            return await queue(fields, body.format)
         except BaseException:
             remove_files(saved)
             raise
+
+    @v1.post("/jobs/{job_id}/rerun", status_code=201)
+    async def rerun_job(job_id: JobId) -> JSONResponse:
+        """Queue a job again with its seed and every value it settled on (`history rerun`):
+        the same video, whatever the model's defaults have become."""
+        job = await asyncio.to_thread(_get, store, job_id)
+        try:
+            request = await asyncio.to_thread(rerun_request, job)
+        except PromptreelError as exc:
+            raise ApiError(422, " ".join(str(exc).split()), argument=exc.argument) from None
+        fields = request.model_dump(mode="json")
+        copies: list[Path] = []
+        try:
+            for name in INPUT_FILES:
+                if fields[name] is None:
+                    continue
+                if not _served_file(Path(fields[name])):  # the command line's stays its own
+                    raise ApiError(
+                        409,
+                        f"job {job_id}'s {name} is a file of this machine, not an upload; rerun "
+                        f"it there with `promptreel history rerun {job_id}`",
+                    )
+                # a copy of its own: deleting either job removes only its own upload
+                copies.append(new_upload_path(Path(fields[name]).suffix))
+                await asyncio.to_thread(shutil.copyfile, fields[name], copies[-1])
+                fields[name] = str(copies[-1])
+            return await queue(fields, job.output_format or "mp4")
+        except BaseException:
+            remove_files(copies)
+            raise
+
+    async def queue(fields: dict[str, Any], file_format: str) -> JSONResponse:
+        """Check a job and queue it (the row is committed before its id is returned)."""
+        request_json = await asyncio.to_thread(check_job, fields, file_format)
+        job_id = await asyncio.to_thread(
+            store.add,
+            request_json,
+            source="service",
+            output_format=file_format,
+            max_queued=max_queued,
+        )
         if job_id is None:
-            remove_files(saved)
             raise ApiError(429, f"the queue is full ({max_queued} jobs); try again later")
         worker.wake()
         job = await asyncio.to_thread(_get, store, job_id)
@@ -419,32 +462,51 @@ async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str,
         unknown = set(form) - {"request", *INPUT_FILES}
         if unknown:
             raise ApiError(422, f"unknown form part(s): {', '.join(sorted(unknown))}")
+        repeated = sorted(key for key in set(form) if len(form.getlist(key)) > 1)
+        if repeated:
+            raise ApiError(422, f"the form gives `{repeated[0]}` twice; give each part once")
         text = form.get("request", "{}")
         if not isinstance(text, str):
             raise ApiError(422, "the `request` part must be JSON text, not a file")
         if len(text) > MAX_JSON_BYTES:
             raise ApiError(413, f"the `request` part is larger than {MAX_JSON_BYTES} bytes")
-        fields = _fields(text.encode(), "the `request` part")
+        fields = _fields(text, "the `request` part")
         uploads = {}
         for key in INPUT_FILES:
             value = form.get(key)
             if value is None:
                 continue
             if isinstance(value, str):
-                raise ApiError(422, f"`{key}` must be an uploaded file, not text")
+                raise ApiError(422, f"`{key}` must be an uploaded file, not text", argument=key)
             uploads[key] = value
         return fields, uploads
     raise ApiError(415 if kind else 400, "send JSON (application/json) or multipart/form-data")
 
 
-def _fields(raw: bytes, what: str) -> dict[str, Any]:
+def _fields(raw: bytes | str, what: str) -> dict[str, Any]:
     try:
-        fields = json.loads(raw)
+        fields = json.loads(raw, object_pairs_hook=_no_repeats)
+    except _RepeatedKey as exc:
+        raise ApiError(422, f"{what} gives `{exc}` twice; give each field once") from None
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, f"{what} is not valid JSON") from None
     if not isinstance(fields, dict):
         raise ApiError(422, f"{what} must be a JSON object of job fields")
     return fields
+
+
+class _RepeatedKey(Exception):
+    pass
+
+
+def _no_repeats(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused when it names a key twice (JSON would keep the last silently)."""
+    found: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in found:
+            raise _RepeatedKey(key)
+        found[key] = value
+    return found
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -576,10 +638,5 @@ def _served_file(path: Path) -> bool:
 
 def _invalid(errors: Any) -> ApiError:
     """Pydantic's list of errors as a 422 of one line naming the first field and what is wrong."""
-    err = errors[0] if errors else {}
-    loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-    message = str(err.get("msg", "invalid request")).removeprefix("Value error, ")
-    where = ".".join(loc)
-    return ApiError(
-        422, f"`{where}`: {message}" if where else message, argument=loc[0] if loc else None
-    )
+    message, argument = one_line(errors, outside=("body", "query", "path"))
+    return ApiError(422, message, argument=argument)

@@ -7,16 +7,14 @@ it is strict: `true` or "4" for `num_frames` is a mistake to point out, not to g
 
 from __future__ import annotations
 
-import secrets
 from copy import copy
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, create_model
 
 from ..errors import InputError, PromptreelError
 from ..generation import prepare
-from ..request import INPUT_FILES, MAX_SEED, GenerationRequest, Settings, make_request
+from ..request import INPUT_FILES, GenerationRequest, Settings, make_request
 from ..video import GIF_MAX_FPS
 from .errors import ApiError
 
@@ -36,17 +34,16 @@ JobCreate = create_model(
 )
 
 
-def check_job(body: Any, inputs: dict[str, Path]) -> dict[str, Any]:
-    """The GenerationRequest (as JSON) of a job body and its uploads, or ApiError 422.
+def check_job(fields: dict[str, Any], file_format: str) -> dict[str, Any]:
+    """The settled GenerationRequest (as JSON) of a job's fields, its uploads among them, to
+    be written as `file_format`; or ApiError 422.
 
-    The seed is drawn here when not given, so that a job run again after a crash (or rerun
-    from the page) makes the same video.
+    It is the settled request (every value the model settled on, the seed drawn), so that a
+    job run again after a crash makes the same video.
     """
-    fields = body.model_dump(exclude={"format"}, exclude_none=True)
-    fields.setdefault("seed", secrets.randbelow(min(2**32, MAX_SEED)))
 
     def check_format(settings: Settings) -> None:
-        if body.format == "gif" and settings.fps > GIF_MAX_FPS:
+        if file_format == "gif" and settings.fps > GIF_MAX_FPS:
             raise ApiError(
                 422,
                 f"a GIF cannot play {settings.fps:g} fps (browsers slow anything above "
@@ -55,8 +52,7 @@ def check_job(body: Any, inputs: dict[str, Path]) -> dict[str, Any]:
             )
 
     try:
-        request = make_request(**fields, **inputs)
-        prepare(request, folders=False, check_settings=check_format)
+        prepared = prepare(make_request(**fields), folders=False, check_settings=check_format)
     except InputError as exc:
         # the client knows its upload as `video`, not by the path the server saved it to
         raise ApiError(
@@ -64,4 +60,5 @@ def check_job(body: Any, inputs: dict[str, Path]) -> dict[str, Any]:
         ) from None
     except PromptreelError as exc:
         raise ApiError(422, " ".join(str(exc).split()), argument=exc.argument) from None
-    return request.model_dump(mode="json")
+    # settled: the seed drawn now, so that a job run again after a crash (or rerun) is the same
+    return prepared.settled.model_dump(mode="json")

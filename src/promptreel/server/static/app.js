@@ -359,11 +359,12 @@ function addVideo(job, where) {
   updateEmpty();
 }
 
-/** Queue the job's request again: it holds the seed, so the same video comes out. */
-function rerunJob(job) {
-  const fields = { ...job.request };
-  if (job.output_format) fields.format = job.output_format;
-  return submit(fields);
+/** Queue the job again: the server reruns it with its seed and settled values (`history
+ * rerun`), so the same video comes out. */
+async function rerunJob(job) {
+  const again = await api(`/v1/jobs/${job.id}/rerun`, { method: "POST" });
+  say("");
+  follow(again);
 }
 
 function addEnded(job, where) {
