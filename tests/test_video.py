@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from promptreel import video as video_module
 from promptreel.errors import InputError, OutputError
 from promptreel.video import (
     SUFFIXES,
@@ -28,6 +27,7 @@ from promptreel.video import (
     read_record,
     read_video,
 )
+from promptreel.video import write as video_module
 
 RECORD = {
     "promptreel_record": 1,

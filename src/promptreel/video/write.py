@@ -1,25 +1,15 @@
-"""The `Video` a generation returns, and every way it reaches or leaves the disk.
-
-Writing (`Video.save`):
+"""Writing a `Video`: every format, atomically, with its record.
 
     .mp4      H.264 (libx264), yuv420p, BT.709, +faststart    plays in every browser
     .webm     VP9 (libvpx-vp9), yuv420p, BT.709, constant quality
     .gif      loops forever, one adaptive palette per frame, delays in centiseconds
     folder/   frame_00000.png, frame_00001.png, ... and record.json
 
-The generation record (JSON) goes into the container's `comment` tag (MP4, WebM) and into the
-`Comment` text chunk of every PNG, and is always written beside the output file under its full
-name plus `.json` (`clip.mp4.json`, so `clip.mp4` and `clip.gif` never share one record), or into
-a folder of PNG frames as `record.json`. A record is a JSON object with a `promptreel_record` key;
-any other JSON found in a tag or beside a file is someone else's and is not taken for one.
 Every file is encoded under a hidden temporary name in the target folder and renamed into place
 when complete, so a reader (the web page, the job history) never sees half a video, and an error or
-Ctrl-C leaves nothing behind. `check_output_path` runs the same refusals without writing anything,
-so the CLI can refuse a bad `--output` before it spends minutes loading a model.
-
-Reading (`read_video`, `read_image`, `read_record`) turns every way an input can be wrong into one
-`InputError` line, and refuses inputs too large to decode (decompression bombs) before decoding.
-Writing turns a failing disk (full, read-only, permission) into one `OutputError` line.
+Ctrl-C leaves nothing behind; what a killed writer left, the next save removes. `check_output_path`
+runs the same refusals without writing anything, so the CLI can refuse a bad `--output` before it
+spends minutes loading a model. A failing disk (full, read-only, permission) is one `OutputError`.
 """
 
 from __future__ import annotations
@@ -33,7 +23,6 @@ import re
 import secrets
 import shutil
 import unicodedata
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -44,29 +33,15 @@ from typing import Any
 import av
 import numpy as np
 import psutil
-from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
+from PIL import Image, PngImagePlugin
 
-from promptreel import jsontext
-from promptreel.errors import InputError, OutputError
-
-__all__ = [
-    "MAX_FRAMES",
-    "MAX_PIXELS",
-    "SUFFIXES",
-    "Video",
-    "check_output_path",
-    "make_filename",
-    "read_image",
-    "read_record",
-    "read_video",
-]
+from ..errors import OutputError
+from .read import reason
+from .record import PNG_RECORD_KEY, RECORD_KEY, RECORD_NAME, sidecar
 
 SUFFIXES: tuple[str, ...] = (".mp4", ".webm", ".gif")
 """File suffixes `Video.save` writes; a folder (existing, or a path ending in '/') gets PNGs."""
 
-MAX_PIXELS = 4096 * 4096  # per frame; larger inputs are refused before any frame is decoded
-MAX_FRAMES = 1024  # default limit of read_video; callers pass the model card's own limit
-MIN_IMAGE_SIDE = 16  # read_image refuses smaller images: nothing a model can condition on
 
 # Browsers play GIF delays of 0 or 1 centisecond as 10 (a relic of 1990s banner ads), so above
 # 50 fps a GIF would silently play several times slower than asked.
@@ -74,19 +49,8 @@ GIF_MAX_FPS = 50
 
 _PNG_FOLDER = "folder"
 _FRAME_NAME = re.compile(r"frame_\d{5,}\.png")
-_RECORD_NAME = "record.json"
-_SIDECAR_SUFFIX = ".json"  # appended to the full output name: clip.mp4 -> clip.mp4.json
-_RECORD_MARKER = "promptreel_record"  # the key that makes a JSON object one of our records
-_RECORD_KEY = "comment"  # MP4 stores it as the standard ©cmt atom, Matroska as a COMMENT tag
 _PARTIAL_NAME = re.compile(r"\..+\.partial-([0-9]+)-[0-9a-f]{8}", re.ASCII | re.DOTALL)
-_PNG_RECORD_KEY = "Comment"  # the PNG spec's predefined keyword
 
-# Demuxers read_video accepts. Without a list FFmpeg would also open playlists (HLS, concat) that
-# make it read other files, or URLs, named inside an uploaded "video".
-_DEMUXERS = "mov,matroska,avi,gif,apng,flv,mpegts,mpeg,ogg,asf,ivf"
-_READ_OPTIONS = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "file"}
-_READABLE = "MP4, MOV, WebM, MKV, AVI, GIF, FLV, MPEG-TS or OGG"
-_IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
 
 # mbtree=0: x264's macroblock tree made different videos from the same frames, depending on
 # what the process's heap held before (seen at 64, 80, 160 and 320 px wide). Without it files
@@ -172,21 +136,17 @@ class Video:
         """One video file plus its JSON sidecar, each encoded aside and renamed into place."""
         with _staged(target) as temp:
             _encode(self.frames, fps, temp, kind, comment=json.dumps(self.record))
-            with _staged(_sidecar(target)) as sidecar_temp:
+            with _staged(sidecar(target)) as sidecar_temp:
                 sidecar_temp.write_text(record_text + "\n", encoding="utf-8")
                 _fsync(sidecar_temp)
                 _publish(temp, target, overwrite=overwrite)
                 try:
-                    _publish(sidecar_temp, _sidecar(target), overwrite=overwrite)
+                    _publish(sidecar_temp, sidecar(target), overwrite=overwrite)
                 except BaseException:
                     # All or nothing: a video whose record went missing is not what was asked.
                     if not overwrite:
                         target.unlink(missing_ok=True)
                     raise
-
-
-# ---------------------------------------------------------------------------------------------
-# Output paths
 
 
 def check_output_path(
@@ -224,7 +184,7 @@ def _check_output(
     try:
         return _checked_target(raw, overwrite=overwrite, fps=fps)
     except OSError as e:  # a name too long for the file system, a folder gone mid-check ...
-        raise OutputError(f"--output {raw!r}: {_reason(e)}; choose another --output") from None
+        raise OutputError(f"--output {raw!r}: {reason(e)}; choose another --output") from None
 
 
 def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Path, str]:
@@ -263,7 +223,7 @@ def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Pa
             raise OutputError(f"{where}: exists and is not a folder; choose another --output")
         if target.is_dir():
             names = os.listdir(target)
-            ours = all(_FRAME_NAME.fullmatch(n) or n == _RECORD_NAME for n in names)
+            ours = all(_FRAME_NAME.fullmatch(n) or n == RECORD_NAME for n in names)
             if names and not (overwrite and ours):
                 hint = "" if ours else " (it holds files promptreel did not write)"
                 raise OutputError(
@@ -272,7 +232,7 @@ def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Pa
                 )
         return target, kind
 
-    for existing in (target, _sidecar(target)):
+    for existing in (target, sidecar(target)):
         if os.path.lexists(existing):
             if not overwrite:
                 raise OutputError(
@@ -284,11 +244,6 @@ def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Pa
                     f"{where}: {str(existing)!r} is not a regular file; choose another --output"
                 )
     return target, kind
-
-
-def _sidecar(target: Path) -> Path:
-    """The record beside an output file: its full name plus `.json` (clip.mp4 -> clip.mp4.json)."""
-    return target.with_name(target.name + _SIDECAR_SUFFIX)
 
 
 def _temp_name(final: Path, tag: str) -> Path:
@@ -334,7 +289,7 @@ def _writer_alive(pid: int, written: os.stat_result) -> bool:
 def _check_name_length(target: Path, kind: str, where: str) -> None:
     # The longest name written is the sidecar's temporary (or the folder's, moved aside): refuse
     # now rather than fail after the generation.
-    longest = _temp_name(target if kind == _PNG_FOLDER else _sidecar(target), "partial").name
+    longest = _temp_name(target if kind == _PNG_FOLDER else sidecar(target), "partial").name
     try:
         limit = os.pathconf(target.parent, "PC_NAME_MAX")
     except (AttributeError, OSError, ValueError):  # Windows has no pathconf
@@ -423,15 +378,7 @@ def _write_failed(raw: str, error: BaseException) -> str:
         hint = "free some space or choose another --output"
     else:
         hint = "choose another --output"
-    return f"--output {raw!r}: could not write it ({_reason(error)}); {hint}"
-
-
-def _reason(error: BaseException) -> str:
-    """The reason an error gives, on one line: `strerror` when it has one, else its text."""
-    reason = getattr(error, "strerror", None)
-    if not isinstance(reason, str) or not reason.strip():
-        reason = str(error) or type(error).__name__  # Pillow and PyAV often leave strerror None
-    return " ".join(reason.split())
+    return f"--output {raw!r}: could not write it ({reason(error)}); {hint}"
 
 
 def _fsync(path: Path) -> None:
@@ -507,7 +454,7 @@ def _encode(frames: np.ndarray, fps: Fraction, temp: Path, kind: str, *, comment
         if kind != ".gif":  # the GIF muxer has nowhere to put it; the sidecar has it
             # The MP4 muxer writes `comment` as the standard ©cmt atom (no use_metadata_tags
             # needed); Matroska writes a COMMENT tag, which PyAV reads back upper-case.
-            container.metadata[_RECORD_KEY] = comment
+            container.metadata[RECORD_KEY] = comment
         stream = container.add_stream(codec, rate=fps, options=codec_options)
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         stream.time_base = 1 / fps  # frame i at pts i: exact for any rational fps
@@ -531,15 +478,15 @@ def _save_png_folder(
     frames: np.ndarray, record_text: str, target: Path, *, overwrite: bool
 ) -> None:
     info = PngImagePlugin.PngInfo()
-    info.add_text(_PNG_RECORD_KEY, json.dumps(json.loads(record_text)))  # compact, ASCII
+    info.add_text(PNG_RECORD_KEY, json.dumps(json.loads(record_text)))  # compact, ASCII
     with _staged(target, folder=True) as temp:
         temp.mkdir()
         for index, rgb in enumerate(frames):
             path = temp / f"frame_{index:05d}.png"
             _write_png(rgb, path, info)
             _fsync(path)
-        (temp / _RECORD_NAME).write_text(record_text + "\n", encoding="utf-8")
-        _fsync(temp / _RECORD_NAME)
+        (temp / RECORD_NAME).write_text(record_text + "\n", encoding="utf-8")
+        _fsync(temp / RECORD_NAME)
         _fsync_dir(temp)
         _publish_folder(temp, target, overwrite=overwrite)
     _fsync_dir(target.parent)
@@ -569,227 +516,3 @@ def _publish_folder(temp: Path, target: Path, *, overwrite: bool) -> None:
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading
-
-
-def _refusal(argument: str | None, path: str | os.PathLike[str]) -> Callable[[str], InputError]:
-    """The errors of one input file: `--video 'clip.mp4': REASON`, carrying the field and path."""
-    shown = repr(os.fspath(path))
-    where = f"--{argument} {shown}" if argument else shown
-
-    def refuse(reason: str) -> InputError:
-        return InputError(
-            f"{where}: {reason}", argument=argument, value=os.fspath(path), reason=reason
-        )
-
-    return refuse
-
-
-def _input_file(path: str | os.PathLike[str], refuse: Callable[[str], InputError]) -> Path:
-    file = Path(os.path.abspath(os.fspath(path)))
-    try:
-        if not file.exists():
-            raise refuse("no such file; check the path")
-        if not file.is_file():
-            raise refuse("is not a file")
-    except OSError as e:  # a name longer than the file system allows, say
-        raise refuse(f"cannot be opened ({_reason(e)}); check the path") from None
-    if not os.access(file, os.R_OK):
-        raise refuse("is not readable (permission denied)")
-    return file
-
-
-def _open_input(file: Path) -> av.container.InputContainer:
-    # An absolute path: FFmpeg would read "concat:a|b" or "http:x" as a protocol, not a file.
-    return av.open(str(file), "r", container_options=_READ_OPTIONS, metadata_errors="replace")
-
-
-def read_video(
-    path: str | os.PathLike[str],
-    *,
-    max_frames: int = MAX_FRAMES,
-    max_pixels: int = MAX_PIXELS,
-    first: int | None = None,
-) -> tuple[np.ndarray, float]:
-    """Decode the first video stream of `path`: (frames uint8 (T, H, W, 3) RGB, fps).
-
-    Refuses (`InputError`) rather than truncates a video longer than `max_frames`, and refuses
-    frames larger than `max_pixels` before decoding them. With `first`, decodes only the first
-    `first` frames: a model that uses 24 frames of a long clip need not hold all of it in memory.
-    """
-    refuse = _refusal("video", path)
-    file = _input_file(path, refuse)
-    try:
-        container = _open_input(file)
-    except av.FFmpegError:
-        # FFmpeg's own text here ("Invalid argument" for a refused demuxer) would mislead.
-        raise refuse(f"is not a video this can read ({_READABLE})") from None
-    try:
-        if not container.streams.video:
-            raise refuse("has no video stream")
-        stream = container.streams.video[0]
-        if stream.codec_context is None:
-            raise refuse(f"its video codec is unknown ({_READABLE})")
-        stream.thread_type = "AUTO"
-        width, height = stream.codec_context.width, stream.codec_context.height
-        if width * height > max_pixels:
-            raise refuse(_too_large(width, height, max_pixels))
-
-        arrays: list[np.ndarray] = []
-        for frame in container.decode(stream):
-            if first is not None and len(arrays) == first:
-                break
-            if not width or not height:  # some containers only say once a frame is decoded
-                width, height = frame.width, frame.height
-                if width * height > max_pixels:
-                    raise refuse(_too_large(width, height, max_pixels))
-            if len(arrays) == max_frames:
-                raise refuse(
-                    f"has more than {max_frames} frames, the limit; "
-                    f"trim it first (e.g. ffmpeg -i IN -frames:v {max_frames} OUT)"
-                )
-            # A stream may change size midway; every frame is scaled to the first one's size.
-            arrays.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
-        fps = stream.guessed_rate or stream.average_rate
-    except av.FFmpegError as e:
-        raise refuse(f"is corrupt and does not decode ({_reason(e)})") from None
-    finally:
-        container.close()
-
-    if not arrays:
-        raise refuse("has no frames that decode (empty, truncated or corrupt)")
-    if not fps or fps <= 0:
-        raise refuse("has no frame rate")
-    return np.stack(arrays), float(fps)
-
-
-def _too_large(width: int, height: int, max_pixels: int) -> str:
-    return (
-        f"{width}x{height} is larger than the limit of {max_pixels} pixels per frame; "
-        "scale it down first"
-    )
-
-
-def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Open an image as RGB, upright (EXIF orientation applied), or raise `InputError`."""
-    refuse = _refusal("image", path)
-    file = _input_file(path, refuse)
-    try:
-        with warnings.catch_warnings():
-            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            # the common formats only: exotic decoders (DDS, ...) fail in exotic ways
-            with Image.open(file, formats=_IMAGE_FORMATS) as image:
-                # Image.open reads only the header: refuse a bomb before decoding any pixel.
-                if image.width * image.height > max_pixels:
-                    raise refuse(_too_large(image.width, image.height, max_pixels))
-                if min(image.size) < MIN_IMAGE_SIDE:
-                    raise refuse(
-                        f"is {image.width}x{image.height}; give an image at least "
-                        f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
-                    )
-                image.load()
-                upright = ImageOps.exif_transpose(image)
-                return _to_rgb(upright)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise refuse(f"is too large to decode safely: {e}") from None
-    except UnidentifiedImageError:
-        raise refuse("is not an image Pillow can read (PNG, JPEG, WebP ...)") from None
-    except InputError:
-        raise
-    except Exception as e:
-        # Truncated or corrupt data surfaces as OSError / SyntaxError from the decoders, and
-        # a malformed EXIF block as struct.error or others from exif_transpose.
-        raise refuse(f"is corrupt and does not decode ({_reason(e)})") from None
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """RGB, 8 bits a channel. Deep grey modes are scaled to 8 bits: Pillow's own convert clips
-    them at 255, which turns a 16-bit image (0..65535) almost entirely white."""
-    mode = image.mode
-    if mode.startswith("I;16"):  # I;16, I;16B, I;16L, I;16N: 0..65535 -> 0..255
-        values = np.asarray(image.convert("I"), np.float32) / 257
-    elif mode in ("I", "F"):  # no fixed range: 0 (below is clipped) to the image's own maximum
-        values = np.asarray(image, np.float32)
-        finite = np.isfinite(values)
-        top = float(values[finite].max()) if finite.any() else 0.0
-        values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0).clip(0, None)
-        values = values * (255 / top) if top > 0 else np.zeros_like(values)
-    else:
-        return image.convert("RGB")
-    grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-    return Image.fromarray(grey).convert("RGB")
-
-
-def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The generation record of an output of ours: embedded in the file, else the JSON beside it.
-
-    Works for .mp4 and .webm (container `comment` tag), a PNG frame (its `Comment` chunk), a
-    folder of PNG frames (`record.json`) and any output with `NAME.json` beside it (its full
-    name plus `.json`: `clip.gif.json`). JSON without a `promptreel_record` key is not a record.
-    """
-    raw = os.fspath(path)
-    target = Path(os.path.abspath(raw))
-    refuse = _refusal(None, raw)
-    try:
-        folder = target.is_dir()
-    except OSError as e:  # a name longer than the file system allows, say
-        raise refuse(f"cannot be opened ({_reason(e)}); check the path") from None
-    if folder:
-        sidecar = target / _RECORD_NAME
-    else:
-        _input_file(raw, refuse)
-        sidecar = _sidecar(target)
-        embedded = _embedded_record(target)
-        if embedded is not None:
-            return embedded
-    if sidecar.is_file():
-        try:
-            record = jsontext.loads(sidecar.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise refuse(f"its record {sidecar.name} is unreadable ({_reason(e)})") from None
-        except ValueError as e:  # not UTF-8, not JSON, or nested too deeply
-            raise refuse(f"its record {sidecar.name} is not valid JSON: {e}") from None
-        if _is_record(record):
-            return record
-        raise refuse(
-            f"has no generation record ({sidecar.name} is JSON but not a promptreel "
-            "record); was it made by promptreel?"
-        )
-    raise refuse(
-        f"has no generation record (no comment tag and no {sidecar.name} beside it); "
-        "was it made by promptreel?"
-    )
-
-
-def _is_record(value: object) -> bool:
-    return isinstance(value, dict) and _RECORD_MARKER in value
-
-
-def _embedded_record(file: Path) -> dict[str, Any] | None:
-    text: str | None = None
-    if file.suffix.lower() == ".png":
-        try:
-            # the common formats only: exotic decoders (DDS, ...) fail in exotic ways
-            with Image.open(file, formats=_IMAGE_FORMATS) as image:
-                text = getattr(image, "text", {}).get(_PNG_RECORD_KEY)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-            return None
-    else:
-        try:
-            with _open_input(file) as container:
-                # Matroska keys come back upper-case (COMMENT), MP4 keys lower-case.
-                tags = {key.lower(): value for key, value in container.metadata.items()}
-        except (av.FFmpegError, UnicodeDecodeError):
-            return None
-        text = tags.get(_RECORD_KEY)
-    if not text:
-        return None
-    try:
-        record = jsontext.loads(text)
-    except ValueError:
-        return None  # a comment someone else wrote; try the sidecar
-    return record if _is_record(record) else None  # JSON of someone else's: likewise
