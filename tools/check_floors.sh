@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Verify pyproject.toml's dependency floors: install every dependency at exactly its `>=` version
 # in a fresh virtual environment and run the test suite there. Run by hand when a floor changes
-# (about 25 minutes and 6 GB of disk), not in CI; record the result in docs/floors.md.
+# (10 to 25 minutes, 6 GB of disk), not in CI; record the result in docs/floors.md.
 #
 #   tools/check_floors.sh                      # pytest -x -q -p no:cacheprovider
 #   tools/check_floors.sh -q -p no:cacheprovider tests/test_api.py   # other pytest arguments
