@@ -89,11 +89,16 @@ class Prepared:
     @property
     def settled(self) -> GenerationRequest:
         """The request with every value settled (the seed drawn, the card's defaults taken) and
-        a model folder made absolute: what a history row keeps, to run it again anywhere."""
-        settled = settled_request(self.request, self.settings)
+        every path made absolute (a model folder, the input files): what a history row keeps,
+        to run it again from any folder."""
+        paths: dict[str, object] = {
+            name: Path(os.path.abspath(path))
+            for name in INPUT_FILES
+            if (path := getattr(self.request, name)) is not None
+        }
         if self.card.local_path is not None and self.card.repo_id == self.card.local_path:
-            settled = settled.model_copy(update={"model": os.path.abspath(self.card.local_path)})
-        return settled
+            paths["model"] = os.path.abspath(self.card.local_path)
+        return settled_request(self.request, self.settings).model_copy(update=paths)
 
 
 def prepare(
@@ -371,7 +376,7 @@ def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
             "variant": p.card.variant,
         },
         # the request as settled, every field: `history rerun` makes the same video from it
-        "parameters": recorded_parameters(settled_request(p.request, settings)),
+        "parameters": recorded_parameters(p.settled),
         "pipeline_arguments": arguments,
         "seed": settings.seed,
         "scheduler": {"name": settings.scheduler, "class": type(pipe.scheduler).__name__},

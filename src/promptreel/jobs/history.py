@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import Cancelled, InvalidRequest, PromptreelError
 from ..generation import file_sha256
-from ..request import INPUT_FILES, GenerationRequest, make_request
+from ..request import GenerationRequest, make_request
 from .store import Job, JobStore
 
 
@@ -49,11 +49,7 @@ def history_entry(
     store = JobStore() if enabled else None
     job_id = None
     if store is not None:
-        fields = request.model_dump(mode="json")
-        for key in INPUT_FILES:  # absolute: a rerun from another folder finds them
-            if fields.get(key):
-                fields[key] = os.path.abspath(fields[key])
-        job_id = store.add(fields, source=source, status="running")
+        job_id = store.add(request.model_dump(mode="json"), source=source, status="running")
     entry = HistoryEntry(store, job_id)
     try:
         yield entry
