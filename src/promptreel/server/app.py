@@ -236,7 +236,7 @@ def create_app(
         try:
             request = await asyncio.to_thread(rerun_request, job)
         except PromptreelError as exc:
-            raise ApiError(422, " ".join(str(exc).split()), argument=exc.argument) from None
+            raise ApiError.refusing(exc) from None
         fields = request.model_dump(mode="json")
         copies: list[Path] = []
         try:

@@ -59,6 +59,6 @@ def check_job(fields: dict[str, Any], file_format: str) -> dict[str, Any]:
             422, f"`{exc.argument}` upload: {' '.join(exc.reason.split())}", argument=exc.argument
         ) from None
     except PromptreelError as exc:
-        raise ApiError(422, " ".join(str(exc).split()), argument=exc.argument) from None
+        raise ApiError.refusing(exc) from None
     # settled: the seed drawn now, so that a job run again after a crash (or rerun) is the same
     return prepared.settled.model_dump(mode="json")
