@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -112,15 +113,12 @@ def test_fetches_only_what_the_pipeline_loads_then_generates_offline(
 
 
 def test_animatediff_skips_what_its_pipeline_does_not_take(fake_hub, tmp_path, cli) -> None:
-    for repo in (
-        "stable-diffusion-v1-5/stable-diffusion-v1-5",
-        "guoyww/animatediff-motion-adapter-v1-5-2",
-    ):
+    for repo in ("emilianJR/epiCRealism", "guoyww/animatediff-motion-adapter-v1-5-2"):
         fake_hub.repos[repo] = _repo(tmp_path, repo)
     assert cli("download", "animatediff", "--yes").code == 0
     names = {(repo.split("/")[0], name.split("/")[0]) for repo, name in fake_hub.fetched}
-    assert ("stable-diffusion-v1-5", "unet") in names
-    assert ("stable-diffusion-v1-5", "safety_checker") not in names  # 1.2 GB it never uses
+    assert ("emilianJR", "unet") in names
+    assert ("emilianJR", "safety_checker") not in names  # 1.2 GB it never uses
     assert any(repo.startswith("guoyww") for repo, _ in fake_hub.fetched)
     made = cli(
         "generate",
@@ -210,3 +208,41 @@ def test_offline_download_says_how_to_fix_it(cli, tmp_path, monkeypatch) -> None
 def test_unknown_model_is_refused_before_any_request(cli) -> None:
     result = cli("download", "modelscop")
     assert result.code == 1 and "modelscope" in result.err
+
+
+def test_control_brings_its_controlnet_and_estimators(fake_hub, tmp_path, cli, workdir) -> None:
+    """`download MODEL --control KIND` fetches what drawing and using those images needs, and
+    then the whole control request runs offline."""
+    repos = (
+        "stable-diffusion-v1-5/stable-diffusion-v1-5",
+        "lllyasviel/control_v11f1p_sd15_depth",
+        "depth-anything/Depth-Anything-V2-Small-hf",
+    )
+    for repo in repos:
+        fake_hub.repos[repo] = _repo(tmp_path, repo)
+    assert cli("download", "text2video-zero", "--control", "depth", "--yes").code == 0
+    fetched = {repo for repo, _ in fake_hub.fetched}
+    assert fetched == set(repos)
+    controlnet = [n for r, n in fake_hub.fetched if r == repos[1] and "safetensors" in n]
+    assert controlnet == ["diffusion_pytorch_model.safetensors"]  # not the fp16 twin too
+    import promptreel
+
+    promptreel.Video(np.full((3, 64, 64, 3), 90, np.uint8), fps=8.0).save(workdir / "in.mp4")
+    made = cli(
+        "generate", "a kite", "--model", "text2video-zero", "--control", "depth", "--video",
+        "in.mp4", "-o", "a.mp4", "--quiet", "--height", "64", "--width", "64",
+        "--num-inference-steps", "2",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["modelscope", "--control", "canny"], "takes no control"),
+        (["text2video-zero", "--control", "edges"], "unknown --control 'edges'"),
+    ],
+)
+def test_control_download_refusals(cli, args, words) -> None:
+    result = cli("download", *args, "--yes")
+    assert result.code == 1 and words in result.err

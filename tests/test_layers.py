@@ -1,7 +1,7 @@
 """The layers import downward only, and no module imports itself back through another.
 
     interfaces (cli, server, eval)  ->  api  ->  jobs  ->  the engine (generation)  ->
-    request, models, video, device, schedulers, errors, home, jsontext, train
+    request, models, video, device, schedulers, errors, home, jsontext, train, control
 
 Imports inside functions count too: a lazy import is still a dependency.
 """
@@ -32,6 +32,7 @@ LAYERS = [
         "promptreel.home",
         "promptreel.jsontext",
         "promptreel.train",
+        "promptreel.control",
     ),
 ]
 

@@ -253,3 +253,58 @@ def test_an_image_model_takes_an_upload(
     )
     job = page.request.get(f"{base}/v1/jobs/1").json()
     assert job["inputs"] == ["image"] and job["status"] == "succeeded"
+
+
+def test_control_images_from_the_page(hub, serve: Callable[..., str], page: Page, tmp_path) -> None:
+    """The Control section shows for the models that take control images, a control video goes
+    as its own upload, and the finished job links to the control images it was steered by."""
+    import numpy as np
+
+    from promptreel.video import Video
+
+    hub("text2video-zero")
+    hub("lllyasviel/control_v11p_sd15_canny")
+    edges = np.zeros((3, 64, 64, 3), np.uint8)
+    edges[:, 16:48, 20:22] = edges[:, 16:48, 42:44] = 255
+    Video(edges, fps=8).save(tmp_path / "edges.mp4")
+    base = serve()
+    page.goto(base)
+    for row in ("#control-row", "#base-row", "#input-row"):
+        expect(page.locator(row)).to_be_hidden()  # shapes takes none of them
+
+    page.select_option("#model", "text2video-zero")
+    expect(page.locator("#control-row")).to_be_visible()
+    expect(page.locator("#control-inputs")).to_be_hidden()  # until a kind is chosen
+    expect(page.locator("#base")).to_have_attribute(
+        "placeholder", "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    )
+    page.select_option("#control", "canny")
+    expect(page.locator("#control-help")).to_contain_text("drawn from the video below")
+    expect(page.locator("#input-label")).to_have_text("Video to draw the control images from")
+    expect(page.locator("#params-help")).to_contain_text("low_threshold")
+    assert page.evaluate("STAGES.control") == "Drawing the control images"
+
+    page.fill("#prompt", "a door")
+    fields = {"num_frames": "3", "height": "64", "width": "64", "num_inference_steps": "2"}
+    for field, value in {**fields, "guidance_scale": "1.5"}.items():
+        page.fill(f"#{field}", value)
+    # neither a control video nor a video to draw one from: said before anything is sent
+    page.get_by_role("button", name="Generate").click()
+    expect(page.locator("#message")).to_contain_text("choose a control video")
+    expect(page.locator("#control-file")).to_have_attribute("aria-invalid", "true")
+
+    page.set_input_files("#control-file", str(tmp_path / "edges.mp4"))
+    page.get_by_role("button", name="Generate").click()
+    link = page.get_by_role("link", name="Control video of job 1")
+    expect(link).to_have_attribute("href", "/v1/jobs/1/control")
+    response = page.request.get(base + "/v1/jobs/1/control")
+    assert response.ok and response.headers["content-type"] == "video/mp4"
+    job = page.request.get(f"{base}/v1/jobs/1").json()
+    assert job["inputs"] == ["control_video"] and job["request"]["control"] == "canny"
+
+    # what a model does not take is not sent, though typed before switching to it
+    page.fill("#base", "someone/sd15")
+    page.select_option("#model", "shapes")
+    expect(page.locator("#control-row")).to_be_hidden()
+    sent = page.evaluate("formFields()")
+    assert "base" not in sent and "control" not in sent

@@ -38,6 +38,7 @@ PAGE = Path(__file__).parents[1] / "src/promptreel/server/static/index.html"
 NOT_DEFAULT = {
     "prompt": "a red circle",
     "model": "modelscope",
+    "base": "emilianJR/epiCRealism",
     "negative_prompt": "blurry",
     "num_frames": 12,
     "fps": 12.5,
@@ -49,6 +50,8 @@ NOT_DEFAULT = {
     "scheduler": "ddim",
     "image": None,  # an input file: its hash is checked on rerun (test_history covers it)
     "video": None,
+    "control": "canny",
+    "control_video": None,
     "params": {"eta": 0.5},
     "device": "cpu",
     "dtype": "float16",

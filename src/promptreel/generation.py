@@ -12,7 +12,6 @@ returns the frames with their record. The engine knows nothing of the history: t
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import inspect
 import os
@@ -30,9 +29,11 @@ import torch
 from PIL import Image
 
 from . import jsontext
-from .device import check_offload, pick_device, pick_dtype
-from .errors import InvalidRequest, ModelNotFound, OutOfMemory, about
+from .control.signal import control_fault
+from .device import DTYPES, check_offload, pick_device, pick_dtype
+from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
 from .models.card import ModelCard
+from .models.cross_frame import anchor_to_first_frame
 from .models.load import (
     LoadOptions,
     check_forward_chunking,
@@ -40,7 +41,7 @@ from .models.load import (
     set_memory_switches,
     unload,
 )
-from .models.resolve import find_card, locate
+from .models.resolve import check_base, find_card, locate, locate_extra, with_base, with_control
 from .request import (
     INPUT_FILES,
     MAX_FPS,
@@ -48,14 +49,17 @@ from .request import (
     GenerationRequest,
     InputVideo,
     Settings,
+    extracting,
     recorded_parameters,
     settle,
     settled_request,
 )
 from .schedulers import SCHEDULERS, make_scheduler
-from .video import Video, read_image, read_video
+from .video import Video, read_frames, read_image
+from .video.read import input_sha256, refusal
 
-STAGES = ("load", "encode", "denoise", "decode", "write")
+# `control`: drawing control images from a source video (pose, depth: a model of their own)
+STAGES = ("load", "control", "encode", "denoise", "decode", "write")
 
 
 @dataclass(frozen=True)
@@ -96,7 +100,8 @@ class Prepared:
             for name in INPUT_FILES
             if (path := getattr(self.request, name)) is not None
         }
-        if self.card.local_path is not None and self.card.repo_id == self.card.local_path:
+        folder_card = self.card.local_path is not None and self.card.repo_id == self.card.local_path
+        if folder_card and self.card.base is None:
             paths["model"] = os.path.abspath(self.card.local_path)
         return settled_request(self.request, self.settings).model_copy(update=paths)
 
@@ -116,6 +121,10 @@ def prepare(
     """
     with about("model", request.model):
         card = find_card(request.model, folders=folders)
+    with about("base", request.base):
+        card = with_base(card, request.base, folders=folders)
+    with about("control", request.control):
+        card = with_control(card, request.control)
     with about("device", request.device):
         device = pick_device(request.device)
     with about("dtype", request.dtype):
@@ -127,6 +136,11 @@ def prepare(
     if frames_in is not None:
         video_in = InputVideo(len(frames_in), fps_in, frames_in.shape[1], frames_in.shape[2])
     settings = settle(request, card, video=video_in)
+    if request.control is not None and request.control_video is not None:
+        assert frames_in is not None
+        fault = control_fault(request.control, frames_in)
+        if fault is not None:
+            raise refusal("control_video", request.control_video)(fault)
     image = read_image(request.image) if request.image is not None else None
     pipeline_class = card.family.pipeline_class
     if image is not None and card.family.image_pipeline_class:
@@ -136,6 +150,10 @@ def prepare(
         check_settings(settings)
     with about("model", request.model):
         folder = locate(card)  # after the request's own checks: those are the ones to fix first
+    with about("base", request.base):
+        check_base(card, folder)
+    if extracting(request):
+        _check_estimators(card)
     if request.forward_chunking:
         with about("forward_chunking", True):
             check_forward_chunking(folder)
@@ -164,6 +182,7 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
         dtype=dtype,
         offload=request.offload,
         compile=request.compile,
+        parts=tuple(sorted((argument, repo) for argument, (repo, _) in card.extra_repos.items())),
     )
     pipe, own_scheduler, reused = load_pipeline(card, options)
     if p.pipeline_class != card.family.pipeline_class:
@@ -181,18 +200,40 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
     )
     timings = {"load": time.perf_counter() - started}
 
-    # 2. Run: encode the prompt, denoise, decode
+    # 2. The input frames, at the request's size; control images drawn from them if asked
+    renames = card.family.renames
     if p.image is not None:
         kwargs["image"] = p.image
+    control = None
     if p.frames_in is not None:
-        kwargs["video"] = [
-            Image.fromarray(f).resize((settings.width, settings.height), Image.Resampling.LANCZOS)
-            for f in p.frames_in[: settings.num_frames]
-        ]
-    clock = _StageClock(report, timings)
-    pipe.progress_bar = clock.progress_bar
+        frames = _resized(p.frames_in[: settings.num_frames], settings)
+        if card.control is None:
+            kwargs[renames.get("video", "video")] = _images(frames)
+        elif extracting(request):
+            from .control import extract  # the estimators' libraries: only when drawing
+
+            started = time.perf_counter()
+            report(Progress("control"))
+            control = extract(
+                card.control,
+                frames,
+                params={k: v for k, v in settings.params.items() if k not in card.family.params},
+                device=device,
+                dtype=DTYPES[dtype],
+            )
+            timings["control"] = time.perf_counter() - started
+        else:
+            control = frames
+        if control is not None:
+            kwargs[renames.get("control_video", "control_video")] = _images(control)
+
+    # 3. Run: encode the prompt, denoise, decode
     torch.manual_seed(settings.seed)
     generator = torch.Generator("cpu").manual_seed(settings.seed)
+    if card.family.frames_as_batch:
+        _frames_as_batch(pipe, kwargs, settings, generator)
+    clock = _StageClock(report, timings)
+    pipe.progress_bar = clock.progress_bar
     try:
         with _torch_kernels():
             output = pipe(**kwargs, generator=generator, output_type="np")
@@ -206,11 +247,46 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
     clock.finish()
     frames = _to_uint8(output.frames if hasattr(output, "frames") else output.images)
 
-    # 3. Say how it was made
+    # 4. Say how it was made
     record = _record(p, kwargs, pipe)
     record["timings"] = {k: round(v, 3) for k, v in timings.items()}
     record["pipeline_reused"] = reused
-    return Video(frames=frames, fps=settings.fps, record=record)
+    video = Video(frames=frames, fps=settings.fps, record=record)
+    if control is not None:
+        video.control = Video(control, settings.fps, record={**record, "content": "control"})
+    return video
+
+
+def _resized(frames: np.ndarray, settings: Settings) -> np.ndarray:
+    size = (settings.width, settings.height)
+    if frames.shape[1:3] == (settings.height, settings.width):
+        return frames
+    return np.stack(
+        [np.asarray(Image.fromarray(f).resize(size, Image.Resampling.LANCZOS)) for f in frames]
+    )
+
+
+def _images(frames: np.ndarray) -> list[Image.Image]:
+    return [Image.fromarray(f) for f in frames]
+
+
+def _frames_as_batch(pipe: Any, kwargs: dict[str, Any], settings: Settings, generator: Any) -> None:
+    """Run an image pipeline over every frame at once, as Text2Video-Zero does: one prompt a
+    frame, the same starting noise for all of them (drawn once from the seed), and every
+    frame's self-attention looking at the first frame, so the frames stay one scene."""
+    n = settings.num_frames
+    kwargs["prompt"] = [kwargs["prompt"]] * n
+    if kwargs.get("negative_prompt") is not None:
+        kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * n
+    shape = (
+        1,
+        pipe.vae.config.latent_channels,
+        settings.height // pipe.vae_scale_factor,
+        settings.width // pipe.vae_scale_factor,
+    )
+    noise = torch.randn(shape, generator=generator, dtype=torch.float32)
+    kwargs["latents"] = noise.to(pipe.unet.dtype).repeat(n, 1, 1, 1)
+    anchor_to_first_frame(pipe, n)
 
 
 @contextmanager
@@ -304,13 +380,36 @@ def _check_eta(scheduler: str, folder: Path) -> None:
 
 def _read_input_video(
     request: GenerationRequest, card: ModelCard
-) -> tuple[np.ndarray | None, float]:
-    if request.video is None or "video-to-video" not in card.tasks:
-        return None, 0.0  # settle() refuses a video the model does not take
+) -> tuple[np.ndarray | None, float | None]:
+    """The frames of the input video (to transform, to draw control images from, or of control
+    images) and its frame rate; a folder of control images has none."""
+    if card.control is not None and request.control_video is not None:
+        argument, path = "control_video", request.control_video
+    elif request.video is not None and (card.control or "video-to-video" in card.tasks):
+        argument, path = "video", request.video
+    else:
+        return None, None  # settle() refuses an input the model does not take
     # only the frames the model will use: a long 4K clip must not fill the memory
-    wanted = min(request.num_frames or card.num_frames, card.max_frames)
-    frames, fps = read_video(request.video, first=wanted)
-    return frames, min(max(fps, 1.0), MAX_FPS)
+    default = card.max_frames if card.control is not None else card.num_frames
+    wanted = min(request.num_frames or default, card.max_frames)
+    frames, fps = read_frames(path, argument=argument, first=wanted)
+    return frames, None if fps is None else min(max(fps, 1.0), MAX_FPS)
+
+
+def _check_estimators(card: ModelCard) -> None:
+    """Before loading: the models that draw pose and depth images are in the cache."""
+    from .control import missing_estimators
+
+    assert card.control is not None
+    missing = missing_estimators(card.control)
+    if missing:
+        raise ModelNotDownloaded(
+            f"drawing {card.control} images needs {', '.join(missing)}, which is not in the "
+            f"local Hugging Face cache; run `promptreel download {card.name} --control "
+            f"{card.control}` first.",
+            argument="control",
+            value=card.control,
+        )
 
 
 def _call_arguments(settings: Settings, card: ModelCard, pipeline_class: str) -> dict[str, Any]:
@@ -339,7 +438,9 @@ def _call_arguments(settings: Settings, card: ModelCard, pipeline_class: str) ->
         # pipelines condition on a whole number of frames per second
         key = "fps" if "fps" in kwargs else "target_fps"
         kwargs[key] = round(kwargs[key])
-    return {**kwargs, **settings.params}
+    # the pipeline's own settings; the others (canny's thresholds) are promptreel's
+    pipeline_params = {k: v for k, v in settings.params.items() if k in card.family.params}
+    return {**kwargs, **pipeline_params}
 
 
 def _to_uint8(frames: Any) -> np.ndarray:
@@ -357,10 +458,11 @@ def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
     """How the video was made: enough to make it again, bit for bit, on the same machine."""
     settings = p.settings
     # what the pipeline was called with, in its own names (SVD's fps is a whole number)
-    texts_and_files = ("prompt", "negative_prompt", *INPUT_FILES)
+    renamed = {p.card.family.renames.get(name, name) for name in INPUT_FILES}
+    texts_and_files = {"prompt", "negative_prompt", "latents", *INPUT_FILES, *renamed}
     arguments = {k: v for k, v in kwargs.items() if k not in texts_and_files}
     inputs = {
-        name: {"file": path.name, "sha256": file_sha256(path)}
+        name: {"file": path.name, "sha256": input_sha256(path)}
         for name in INPUT_FILES
         if (path := getattr(p.request, name)) is not None
     }
@@ -374,6 +476,19 @@ def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
             "revision": p.folder.name if p.card.local_path is None else p.card.revision,
             "pipeline_class": type(pipe).__name__,
             "variant": p.card.variant,
+            # the other repos loaded with it (a motion adapter, a ControlNet), at their commits
+            "parts": {
+                argument: {"repo_id": repo, "revision": locate_extra(repo).name}
+                for argument, (repo, _) in p.card.extra_repos.items()
+            },
+            "base": p.settings.base,
+        },
+        "control": None
+        if p.card.control is None
+        else {
+            "kind": p.card.control,
+            "controlnet": p.card.extra_repos["controlnet"][0],
+            "images": "drawn from the video" if extracting(p.request) else "given",
         },
         # the request as settled, every field: `history rerun` makes the same video from it
         "parameters": recorded_parameters(p.settled),
@@ -389,12 +504,3 @@ def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
         },
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-
-
-def file_sha256(path: Path) -> str:
-    """The hex SHA-256 of a file, as records note each input."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -34,7 +34,8 @@ from pydantic import (
 )
 
 from .errors import InvalidRequest
-from .models.card import ModelCard
+from .models.card import ModelCard, Param
+from .models.families import CONTROL_PARAM_DEFAULTS, CONTROL_PARAMS
 from .schedulers import SWAPPABLE
 
 DEFAULT_MODEL = "shapes"  # ships inside the package: works offline from the first run
@@ -52,6 +53,8 @@ Offload = Literal["none", "model", "sequential", "group"]
 # later picks another default cannot change a rerun); the others are `schedulers.SCHEDULERS`.
 Scheduler = Literal["model", "ddim", "dpm++", "euler", "euler-a", "unipc"]
 MODEL_SCHEDULER = "model"
+# What the control images show; models.cards.CONTROLNETS has the ControlNet for each.
+Control = Literal["pose", "canny", "depth"]
 ParamValue = bool | int | float | str
 Whole = Annotated[int, Strict()]  # True is not 1, and "4" is not 4
 
@@ -71,7 +74,7 @@ Params = Annotated[dict[str, ParamValue], BeforeValidator(_scalar_values)]
 Number = Annotated[float, Strict()]  # an int is fine, a bool is not
 
 # The fields that name an input file: the CLI takes a path, the service an upload.
-INPUT_FILES = ("image", "video")
+INPUT_FILES = ("image", "video", "control_video")
 # What a record keeps outside its `parameters`: the texts, the model, the input files' hashes.
 RECORDED_APART = ("prompt", "negative_prompt", "model", *INPUT_FILES)
 # http://, s3://, hf://, and data: and file: (but not C:\ nor a file named "clip:1.png")
@@ -123,6 +126,12 @@ class GenerationRequest(BaseModel):
         max_length=MAX_MODEL_CHARS,
         description="Alias, hub repo id, or a local folder (not over HTTP).",
     )
+    base: str | None = Field(
+        None,
+        max_length=MAX_MODEL_CHARS,
+        description="Stable Diffusion 1.5 checkpoint under the model (animatediff, "
+        "text2video-zero): a hub repo id, or a folder (not over HTTP).",
+    )
     negative_prompt: str | None = Field(
         None,
         max_length=MAX_PROMPT_CHARS,
@@ -139,7 +148,19 @@ class GenerationRequest(BaseModel):
         None, description="The sampler (model: the one the model ships with)."
     )
     image: Path | None = Field(None, description="Image to animate (a local file).")
-    video: Path | None = Field(None, description="Video to transform (a local file).")
+    video: Path | None = Field(
+        None,
+        description="Video to transform, or to draw control images from with --control "
+        "(a local file).",
+    )
+    control: Control | None = Field(
+        None, description="Steer the video with control images: pose, canny (edges) or depth."
+    )
+    control_video: Path | None = Field(
+        None,
+        description="The control images as they are: a video or a folder of images (pose "
+        "skeletons, edge or depth maps).",
+    )
     params: Params = Field(
         default_factory=dict, description="Model-specific settings (`promptreel models show`)."
     )
@@ -155,7 +176,7 @@ class GenerationRequest(BaseModel):
     )
     compile: StrictBool = Field(False, description="torch.compile the denoiser.")
 
-    @field_validator("model", mode="before")
+    @field_validator("model", "base", mode="before")
     @classmethod
     def _model_name(cls, model: object) -> object:
         model = str(model) if isinstance(model, Path) else model
@@ -199,8 +220,11 @@ class GenerateOptions(TypedDict, total=False):
     guidance_scale: float | None
     seed: int | None
     scheduler: Scheduler | None
+    base: str | os.PathLike[str] | None
     image: str | os.PathLike[str] | None
     video: str | os.PathLike[str] | None
+    control: Control | None
+    control_video: str | os.PathLike[str] | None
     params: dict[str, ParamValue]
     device: Device
     dtype: Dtype
@@ -256,6 +280,7 @@ class Settings:
     seed: int
     scheduler: str  # a name of schedulers.SCHEDULERS, or MODEL_SCHEDULER
     params: dict[str, bool | int | float] = field(default_factory=dict)
+    base: str | None = None  # the SD 1.5 base, for a card that takes one
 
 
 def settled_request(request: GenerationRequest, settings: Settings) -> GenerationRequest:
@@ -272,12 +297,18 @@ def recorded_parameters(settled: GenerationRequest) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class InputVideo:
-    """What a video-to-video request's input is: it sets the defaults of the output."""
+    """What a request's input video (to transform, or of control images) is: it sets the
+    defaults of the output. A folder of images has no frame rate."""
 
     frames: int
-    fps: float
+    fps: float | None
     height: int
     width: int
+
+
+def extracting(request: GenerationRequest) -> bool:
+    """Whether promptreel draws the control images itself, from `video`."""
+    return request.control is not None and request.control_video is None
 
 
 def settle(
@@ -287,6 +318,8 @@ def settle(
 
     For a video-to-video model, the output by default keeps the input's frame count (up to the
     card's), frame rate and orientation (the card's size, turned upright for a portrait clip).
+    With control images, it keeps all of their frames (up to the model's limit). `card` is the
+    one the request runs (`models.resolve.with_control`, `with_base`).
     """
     family = card.family
     # 1. What the model takes: text, an image, a video
@@ -301,16 +334,20 @@ def settle(
     # 2. Frames, size, speed of playback
     video_frames = None if video is None else video.frames
     num_frames = request.num_frames
-    if num_frames is None:
-        num_frames = min(card.num_frames, video_frames) if video_frames else card.num_frames
-    _check_frames(num_frames, card, video_frames)
+    if num_frames is None and video_frames:
+        cap = card.max_frames if request.control is not None else card.num_frames
+        num_frames = _valid_at_most(min(cap, video_frames), card)
+    elif num_frames is None:
+        num_frames = card.num_frames
+    source = "control video" if request.control_video is not None else "input video"
+    _check_frames(num_frames, card, video_frames, source)
     native = (card.height, card.width)
     if video is not None and video.height > video.width:
         native = (card.width, card.height)  # a portrait clip stays portrait
     height = native[0] if request.height is None else request.height
     width = native[1] if request.width is None else request.width
     _check_size(height, width, card)
-    native_fps = card.fps if video is None else video.fps
+    native_fps = card.fps if video is None or video.fps is None else video.fps
     fps = float(native_fps if request.fps is None else request.fps)
     _check_range("fps", fps, 1, MAX_FPS)
 
@@ -333,8 +370,29 @@ def settle(
         )
     seed = secrets.randbelow(2**32) if request.seed is None else request.seed
     _check_range("seed", seed, 0, MAX_SEED)
-    params = {**card.param_defaults, **_check_params(request.params, card)}
+    drawing = CONTROL_PARAMS.get(request.control or "", {}) if extracting(request) else {}
+    params = {
+        **card.param_defaults,
+        **(CONTROL_PARAM_DEFAULTS.get(request.control or "", {}) if drawing else {}),
+        **_check_params(request.params, card, drawing),
+    }
     _check_increasing({**params, "num_inference_steps": steps}, card)
+    if "strength" in params and int(steps * params["strength"]) < 1:
+        # the pipelines denoise the last int(steps * strength) steps: none would crash them
+        raise InvalidRequest(
+            f"strength {params['strength']:g} of {steps} steps runs no denoising step (the "
+            f"last {steps} x {params['strength']:g}, rounded down, are run); raise --param "
+            "strength or --num-inference-steps.",
+            argument="params",
+            value=params["strength"],
+        )
+    if params.get("low_threshold", 0) > params.get("high_threshold", 2040):
+        raise InvalidRequest(
+            f"canny needs low_threshold <= high_threshold but has {params['low_threshold']} > "
+            f"{params['high_threshold']}; adjust them with --param.",
+            argument="params",
+            value={k: params[k] for k in ("low_threshold", "high_threshold")},
+        )
     return Settings(
         prompt=prompt,
         negative_prompt=negative,
@@ -347,6 +405,7 @@ def settle(
         seed=seed,
         scheduler=request.scheduler or card.scheduler or MODEL_SCHEDULER,
         params=params,
+        base=card.base or (card.repo_id if card.takes_base else None),
     )
 
 
@@ -377,14 +436,36 @@ def _check_prompt(
 
 def _check_inputs(request: GenerationRequest, card: ModelCard) -> None:
     tasks = card.tasks
+    if request.control_video is not None and request.control is None:
+        raise InvalidRequest(
+            "--control-video needs --control KIND (pose, canny or depth): say what its images "
+            "show.",
+            argument="control",
+        )
+    if request.control is not None:  # the card takes control: models.resolve.with_control
+        if request.control_video is not None and request.video is not None:
+            raise InvalidRequest(
+                "give the control images (--control-video) or a video to draw them from "
+                "(--video), not both.",
+                argument="video",
+                value=str(request.video),
+            )
+        if request.control_video is None and request.video is None:
+            raise InvalidRequest(
+                f"--control {request.control} needs its images: --control-video PATH (a video or "
+                "a folder of them), or --video PATH to draw them from.",
+                argument="control_video",
+            )
     if "video-to-video" in tasks:
         if request.video is None:
             raise InvalidRequest(
                 f"{card.name} transforms a video: give one with --video PATH.", argument="video"
             )
-    elif request.video is not None:
+    elif request.video is not None and request.control is None:
+        hint = " (or add --control KIND to draw control images from it)"
         raise InvalidRequest(
-            f"{card.name} does not take a video; remove --video.",
+            f"{card.name} does not take a video; remove --video"
+            f"{hint if card.takes_control else ''}.",
             argument="video",
             value=str(request.video),
         )
@@ -402,7 +483,13 @@ def _check_inputs(request: GenerationRequest, card: ModelCard) -> None:
         )
 
 
-def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None) -> None:
+def _valid_at_most(frames: int, card: ModelCard) -> int:
+    """The largest frame count the model takes that is at most `frames` (at least the least)."""
+    step, offset = card.family.frame_step, card.family.frame_offset
+    return max(frames - (frames - offset) % step, max(1, offset))
+
+
+def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None, source: str) -> None:
     step, offset = card.family.frame_step, card.family.frame_offset
     lowest = max(1, offset)
     if not lowest <= num_frames <= card.max_frames:
@@ -423,7 +510,7 @@ def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None) ->
         )
     if video_frames is not None and num_frames > video_frames:
         raise InvalidRequest(
-            f"`num_frames` is {num_frames} but the input video has only {video_frames} frames.",
+            f"`num_frames` is {num_frames} but the {source} has only {video_frames} frames.",
             argument="num_frames",
             value=num_frames,
         )
@@ -485,8 +572,10 @@ def _show(number: float) -> str:
     return text if len(text) <= 24 else f"{text[:12]}... ({len(text)} digits)"
 
 
-def _check_params(given: dict[str, ParamValue], card: ModelCard) -> dict[str, bool | int | float]:
-    known = card.family.params
+def _check_params(
+    given: dict[str, ParamValue], card: ModelCard, drawing: Mapping[str, Param]
+) -> dict[str, bool | int | float]:
+    known = {**card.family.params, **drawing}
     checked: dict[str, bool | int | float] = {}
     for key, raw in given.items():
         spec = known.get(key)

@@ -21,7 +21,11 @@ SWAPPABLE = frozenset(
         "TextToVideoSDPipeline",
         "VideoToVideoSDPipeline",
         "AnimateDiffPipeline",
+        "AnimateDiffControlNetPipeline",
+        "AnimateDiffVideoToVideoPipeline",
         "TextToVideoZeroPipeline",
+        "StableDiffusionControlNetPipeline",
+        "StableDiffusionInstructPix2PixPipeline",
         "I2VGenXLPipeline",
     }
 )

@@ -27,14 +27,11 @@ from diffusers import (
     I2VGenXLUNet,
     ModelMixin,
     MotionAdapter,
-    UNet2DConditionModel,
     UNet3DConditionModel,
     UNetSpatioTemporalConditionModel,
 )
-from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
 from safetensors.torch import save_file
 from transformers import (
-    CLIPConfig,
     CLIPTextConfig,
     CLIPTextModel,
     CLIPTokenizer,
@@ -53,11 +50,6 @@ DIFFUSERS_WEIGHTS = {
     "diffusion_pytorch_model.fp16.safetensors": torch.float16,
 }
 TRANSFORMERS_WEIGHTS = {"model.safetensors": torch.float32, "model.fp16.safetensors": torch.float16}
-# SD 1.5's UNet also has its EMA-free fine-tuning weights, as the `non_ema` variant.
-SD15_UNET_WEIGHTS = {
-    **DIFFUSERS_WEIGHTS,
-    "diffusion_pytorch_model.non_ema.safetensors": torch.float32,
-}
 # Zeroscope ships only non-variant `.bin` files holding fp16 tensors; we write the safetensors
 # file diffusers looks for under that name, keeping the fp16 contents.
 ZEROSCOPE_DIFFUSERS_WEIGHTS = {"diffusion_pytorch_model.safetensors": torch.float16}
@@ -92,19 +84,6 @@ ZEROSCOPE_XL_SCHEDULER = {
     "_diffusers_version": "0.18.0.dev0",
     "rescale_betas_zero_snr": False,
     "timestep_spacing": "leading",
-}
-SD15_SCHEDULER = {
-    "_class_name": "PNDMScheduler",
-    "_diffusers_version": "0.6.0",
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "beta_start": 0.00085,
-    "clip_sample": False,
-    "num_train_timesteps": 1000,
-    "set_alpha_to_one": False,
-    "skip_prk_steps": True,
-    "steps_offset": 1,
-    "trained_betas": None,
 }
 I2VGEN_SCHEDULER = {
     "_class_name": "DDIMScheduler",
@@ -168,17 +147,6 @@ ZEROSCOPE_XL_INDEX = {
     "_diffusers_version": "0.18.0.dev0",
     **_T2V_COMPONENTS,
 }
-SD15_INDEX = {
-    "_class_name": "StableDiffusionPipeline",
-    "_diffusers_version": "0.6.0",
-    "feature_extractor": ["transformers", "CLIPImageProcessor"],
-    "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
-    "scheduler": ["diffusers", "PNDMScheduler"],
-    "text_encoder": ["transformers", "CLIPTextModel"],
-    "tokenizer": ["transformers", "CLIPTokenizer"],
-    "unet": ["diffusers", "UNet2DConditionModel"],
-    "vae": ["diffusers", "AutoencoderKL"],
-}
 I2VGEN_INDEX = {
     "_class_name": "I2VGenXLPipeline",
     "_diffusers_version": "0.26.1",
@@ -222,8 +190,8 @@ MOTION_ADAPTER_CONFIG = {
 
 _CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 _CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
-# SD 1.5's pre-`CLIPImageProcessor` file, and the newer one of the SVD conversions; both at the
-# 224 x 224 input the safety checker and image encoders take.
+# SD 1.5's (and SD 2.1's) pre-`CLIPImageProcessor` file, and the newer one of the SVD
+# conversions; both at the 224 x 224 input the safety checker and image encoders take.
 SD15_PREPROCESSOR = {
     "crop_size": 224,
     "do_center_crop": True,
@@ -257,10 +225,13 @@ CLIP_PREPROCESSOR = {
 
 
 @contextmanager
-def _seeded() -> Iterator[None]:
-    """Fix the seed for the weights built inside, leaving the caller's random state alone."""
+def _seeded(seed: int = 0) -> Iterator[None]:
+    """Fix the seed for the weights built inside, leaving the caller's random state alone.
+
+    Repos that stand in for different real weights of one architecture use different seeds.
+    """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         yield
 
 
@@ -292,22 +263,29 @@ def _save_model(
 # --- tiny components -------------------------------------------------------------------------
 
 
-def _text_encoder(tokenizer: CLIPTokenizer, hidden_act: str) -> CLIPTextModel:
-    """A 2-layer CLIP text encoder over the tiny tokenizer's vocabulary."""
+def _text_encoder(
+    tokenizer: CLIPTokenizer,
+    hidden_act: str,
+    *,
+    hidden: int = HIDDEN,
+    projection_dim: int | None = None,
+    seed: int = 0,
+) -> CLIPTextModel:
+    """A 2-layer CLIP text encoder over the tiny tokenizer's vocabulary, `hidden` wide."""
     config = CLIPTextConfig(
         vocab_size=len(tokenizer),
-        hidden_size=HIDDEN,
+        hidden_size=hidden,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=4,
         max_position_embeddings=tokenizer.model_max_length,
-        projection_dim=HIDDEN,
+        projection_dim=projection_dim or hidden,
         hidden_act=hidden_act,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    with _seeded():
+    with _seeded(seed):
         return CLIPTextModel(config)
 
 
@@ -329,9 +307,9 @@ def _image_encoder() -> CLIPVisionModelWithProjection:
         return CLIPVisionModelWithProjection(_vision_config())
 
 
-def _vae() -> AutoencoderKL:
+def _vae(seed: int = 0) -> AutoencoderKL:
     """A four-level VAE, so latents are 1/8 of the frame like the real SD VAE."""
-    with _seeded():
+    with _seeded(seed):
         return AutoencoderKL(
             block_out_channels=(8, 16, 16, 16),
             down_block_types=("DownEncoderBlock2D",) * 4,
@@ -403,45 +381,11 @@ def build_zeroscope_xl(out: Path) -> None:
     )
 
 
-def build_sd15(out: Path) -> None:
-    """stable-diffusion-v1-5/stable-diffusion-v1-5, the base of AnimateDiff and Text2Video-Zero.
-
-    Its UNet has `build_animatediff_adapter`'s channel widths and layers, as the real adapter
-    fits the real SD 1.5 UNet. The repo's safety checker and its feature extractor come along.
-    """
-    _write_json(out / "model_index.json", SD15_INDEX)
-    _write_json(out / "scheduler" / "scheduler_config.json", SD15_SCHEDULER)
-    _write_json(out / "feature_extractor" / "preprocessor_config.json", SD15_PREPROCESSOR)
-    tokenizer = write_clip_tokenizer(out / "tokenizer")
-    _save_model(_text_encoder(tokenizer, "quick_gelu"), out / "text_encoder", TRANSFORMERS_WEIGHTS)
-    with _seeded():
-        unet = UNet2DConditionModel(
-            sample_size=64,
-            block_out_channels=tuple(MOTION_ADAPTER_CONFIG["block_out_channels"]),
-            down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-            up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-            layers_per_block=MOTION_ADAPTER_CONFIG["motion_layers_per_block"],
-            norm_num_groups=MOTION_ADAPTER_CONFIG["motion_norm_num_groups"],
-            cross_attention_dim=HIDDEN,
-            attention_head_dim=8,
-        )
-    _save_model(unet, out / "unet", SD15_UNET_WEIGHTS)
-    _save_model(_vae(), out / "vae", DIFFUSERS_WEIGHTS)
-    text_config = CLIPTextConfig(
-        hidden_size=HIDDEN, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4
-    )
-    checker_config = CLIPConfig(
-        text_config=text_config.to_dict(),
-        vision_config=_vision_config().to_dict(),
-        projection_dim=HIDDEN,
-    )
-    with _seeded():
-        checker = StableDiffusionSafetyChecker(checker_config)
-    _save_model(checker, out / "safety_checker", TRANSFORMERS_WEIGHTS)
-
-
 def build_animatediff_adapter(out: Path) -> None:
-    """guoyww/animatediff-motion-adapter-v1-5-2, fitted to `build_sd15`'s UNet.
+    """guoyww/animatediff-motion-adapter-v1-5-2, fitted to the SD 1.5-shaped UNets.
+
+    Those (`sd15_family`) take its channel widths and layers, as the real adapter fits every
+    real SD 1.5 UNet.
 
     Both real files are the same size (1.82 GB): the `fp16` variant holds float32 tensors too.
     """
@@ -520,7 +464,6 @@ BUILDERS: dict[str, Callable[[Path], None]] = {
     "damo-vilab/text-to-video-ms-1.7b": build_modelscope_t2v,
     "cerspense/zeroscope_v2_576w": build_zeroscope_576w,
     "cerspense/zeroscope_v2_XL": build_zeroscope_xl,
-    "stable-diffusion-v1-5/stable-diffusion-v1-5": build_sd15,
     "guoyww/animatediff-motion-adapter-v1-5-2": build_animatediff_adapter,
     "ali-vilab/i2vgen-xl": build_i2vgen_xl,
     "stabilityai/stable-video-diffusion-img2vid": build_svd,

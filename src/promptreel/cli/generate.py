@@ -32,8 +32,21 @@ OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
         ],
         None,
     ),
+    "save_control": (
+        Annotated[
+            str | None,
+            typer.Option(
+                "--save-control",
+                metavar="PATH",
+                help="Also write the control images used (with --control) as a video or folder.",
+            ),
+        ],
+        None,
+    ),
     "overwrite": (
-        Annotated[bool, typer.Option("--overwrite", help="Replace an existing --output.")],
+        Annotated[
+            bool, typer.Option("--overwrite", help="Replace an existing --output/--save-control.")
+        ],
         False,
     ),
     "quiet": (Annotated[bool, typer.Option("--quiet", help="No progress display.")], False),
@@ -119,6 +132,7 @@ def make_video(
     request: GenerationRequest,
     *,
     output: str | None,
+    save_control: str | None = None,
     overwrite: bool,
     quiet: bool,
     json_output: bool,
@@ -136,6 +150,16 @@ def make_video(
     from ..video import check_output_path
 
     def check_output(settings: Settings) -> None:
+        if save_control is not None:
+            if request.control is None:
+                raise InvalidRequest(
+                    "--save-control writes the control images of a --control request; add "
+                    "--control KIND, or remove --save-control.",
+                    argument="control",
+                )
+            check_output_path(save_control, overwrite=overwrite, fps=settings.fps)
+            if output is not None and os.path.abspath(output) == os.path.abspath(save_control):
+                raise OutputError("--output and --save-control name the same file; give two")
         if output is not None:
             check_output_path(output, overwrite=overwrite, fps=settings.fps)
         elif not os.access(".", os.W_OK | os.X_OK):
@@ -156,6 +180,9 @@ def make_video(
         path = output if output is not None else _fresh_name(result.record, suffix)
         saved = result.save(path, overwrite=overwrite)
         entry.add_output(saved)
+        if save_control is not None:
+            assert result.control is not None
+            control_saved = result.control.save(save_control, overwrite=overwrite)
         entry.succeeded(result.record)
     if json_output:
         print(json.dumps(result.record, indent=2))
@@ -163,6 +190,8 @@ def make_video(
             print(printable(str(saved)), file=sys.stderr)  # stdout stays pure JSON
     elif not quiet:
         print(printable(str(saved)))
+        if save_control is not None:
+            print(printable(str(control_saved)))
 
 
 def parse_params(items: list[str]) -> dict[str, str]:

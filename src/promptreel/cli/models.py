@@ -67,6 +67,14 @@ def models_show(
 
 def download(
     model: Annotated[str, typer.Argument(help="Alias or hub repo id.")],
+    control: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--control",
+            metavar="KIND",
+            help="Also what --control KIND needs: pose, canny or depth. Repeatable.",
+        ),
+    ] = None,
     yes: Annotated[
         bool, typer.Option("--yes", "-y", help="Do not ask before downloading.")
     ] = False,
@@ -80,7 +88,7 @@ def download(
             return True  # scripts and CI: the size is printed; asking would hang
         return typer.confirm("Download?", default=True, err=True)
 
-    fetched = download_model(model, confirm=confirm)
+    fetched = download_model(model, confirm=confirm, controls=tuple(control or ()))
     if fetched:
         print(f"downloaded {', '.join(fetched)}", file=sys.stderr)
 

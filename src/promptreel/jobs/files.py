@@ -1,6 +1,7 @@
 """Where a job's files live, and removing exactly those (never anything a user put beside them).
 
-The service writes outputs as `HOME/outputs/{id}.{format}` and keeps uploads as
+The service writes outputs as `HOME/outputs/{id}.{format}` (and, for a job with `control`, the
+control images as `HOME/outputs/{id}.control.{format}`) and keeps uploads as
 `HOME/uploads/{random}.{suffix}`: names it makes itself, so no request field is ever a path.
 """
 
@@ -14,6 +15,7 @@ from pathlib import Path
 from .. import jsontext
 from ..errors import OutputError
 from ..home import home
+from ..request import INPUT_FILES
 from .store import Job
 
 _PNG_FRAME = re.compile(r"frame_\d{5,}\.png")
@@ -29,6 +31,11 @@ def uploads_dir() -> Path:
 
 def output_path(job_id: int, output_format: str) -> Path:
     return outputs_dir() / f"{job_id}.{output_format}"
+
+
+def control_output_path(job_id: int, output_format: str) -> Path:
+    """Where the service keeps the control images a job was steered by, beside its video."""
+    return outputs_dir() / f"{job_id}.control.{output_format}"
 
 
 def new_upload_path(suffix: str) -> Path:
@@ -48,7 +55,7 @@ def job_files(job: Job) -> list[Path]:
             files.append(path / "record.json")
         else:
             files += [path, path.with_name(path.name + ".json")]
-    for key in ("image", "video"):
+    for key in INPUT_FILES:
         value = job.request.get(key)
         # a CLI rerun of a service job names the same upload: only the service job owns it
         if value and job.source == "service" and Path(value).parent == uploads_dir():
@@ -58,11 +65,15 @@ def job_files(job: Job) -> list[Path]:
 
 def _made_by(job: Job, output: Path) -> bool:
     """Whether the record beside `output` is still this job's: not when it is gone or another
-    run's. A record that cannot be read says neither, so nothing is removed (`OutputError`):
-    removing is all or nothing."""
+    run's. The control images a job was steered by carry its record marked `"content":
+    "control"` (`generation.run`). A record that cannot be read says neither, so nothing is
+    removed (`OutputError`): removing is all or nothing."""
     record = output / "record.json" if output.is_dir() else output.with_name(output.name + ".json")
+    if job.record is None:
+        return False
+    ours = (job.record, {**job.record, "content": "control"})
     try:
-        return job.record is not None and jsontext.loads(record.read_text("utf-8")) == job.record
+        return jsontext.loads(record.read_text("utf-8")) in ours
     except FileNotFoundError:
         return False
     except (OSError, ValueError) as e:  # unreadable; not UTF-8, not JSON, nested too deeply

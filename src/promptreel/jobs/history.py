@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, InvalidRequest, PromptreelError
-from ..generation import file_sha256
 from ..request import GenerationRequest, make_request
+from ..video.read import input_sha256
 from .store import Job, JobStore
 
 
@@ -97,7 +97,7 @@ def _check_inputs(job: Job, fields: dict[str, Any], inputs: dict[str, Any]) -> N
     for key, noted in inputs.items():
         path = Path(fields.get(key) or "")
         try:
-            same = path.is_file() and file_sha256(path) == noted["sha256"]
+            same = path.exists() and input_sha256(path) == noted["sha256"]
         except OSError:
             same = False
         if not same:

@@ -8,6 +8,10 @@ without passing any job over more than `MAX_SKIPS` times.
 A job's video is written under its final name only when complete (`Video.save`), and the row
 says `succeeded` only after that; a killed worker leaves a `running` row that `recover` queues
 again when the service restarts.
+
+A job with `control` also keeps the control images it was steered by, as its second output
+(`files.control_output_path`): always, since over HTTP no request field may name a path to save
+them to, and they are small and what a user wants to look at and reuse.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import traceback
 from ..errors import Cancelled, PromptreelError
 from ..generation import Progress, prepare, run
 from ..request import make_request
-from .files import output_path
+from .files import control_output_path, output_path
 from .store import Job, JobStore
 
 log = logging.getLogger("promptreel.worker")
@@ -102,10 +106,16 @@ class Worker:
             request = make_request(**job.request)
             video = run(prepare(request, folders=False), progress=reporter)
             reporter(Progress("write"))
-            path = output_path(job.id, job.output_format or "mp4")
+            file_format = job.output_format or "mp4"
+            path = output_path(job.id, file_format)
             path.parent.mkdir(parents=True, exist_ok=True)
             path = video.save(path, overwrite=True)
             self.store.add_output(job.id, path)
+            if video.control is not None:  # second, after the video (`outputs[1]`)
+                control = video.control.save(
+                    control_output_path(job.id, file_format), overwrite=True
+                )
+                self.store.add_output(job.id, control)
             self.store.finish(job.id, "succeeded", record=video.record)
         except _Stopping:
             self.store.requeue(job.id)

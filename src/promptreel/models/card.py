@@ -40,6 +40,11 @@ class Family:
     image_pipeline_class: str | None = None
     # settings that must be strictly increasing, in this order (Text2Video-Zero: t0 < t1 < steps)
     increasing: tuple[str, ...] = ()
+    # the pipeline class to use instead when a request has `control` (a ControlNet's)
+    control_pipeline_class: str | None = None
+    # An image pipeline run on every frame at once (Text2Video-Zero's way): one prompt a frame,
+    # the same starting noise for every frame, and every frame's self-attention on the first.
+    frames_as_batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class ModelCard:
     extra_repos: dict[str, tuple[str, str]] = field(default_factory=dict)
     description: str = ""
     local_path: str | None = None  # set when the card was made from a local folder
+    takes_base: bool = False  # its repo is a Stable Diffusion 1.5 base `--base` may replace
+    control: str | None = None  # the control kind, on a card made for a request with one
+    base: str | None = None  # the `--base` (repo id or absolute folder) a card was made for
 
     @property
     def pipeline_class(self) -> str:
@@ -79,3 +87,7 @@ class ModelCard:
     @property
     def tasks(self) -> tuple[Task, ...]:
         return self.family.tasks
+
+    @property
+    def takes_control(self) -> bool:
+        return self.control is not None or self.family.control_pipeline_class is not None

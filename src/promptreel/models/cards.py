@@ -58,9 +58,47 @@ _SVD_COMPONENTS = {
 # network in all three CogVideoX 1.0 repos.
 _COGVIDEOX_VAE = 215_583_907
 
-# SD 1.5 base for AnimateDiff and Text2Video-Zero. The diffusers docs for both load it without a
-# variant; the repo carries fp32 files and fp16-suffixed ones.
+# SD 1.5 base for Text2Video-Zero. The diffusers docs load it without a variant; the repo
+# carries fp32 files and fp16-suffixed ones.
 _SD15_REPO = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+# AnimateDiff's base in the diffusers guide ("Text or image-to-video"): a community SD 1.5
+# fine-tune, whose photographic style suits the motion adapter better than the base model.
+_ANIMATEDIFF_BASE = "emilianJR/epiCRealism"
+_MOTION_ADAPTER = {"motion_adapter": ("guoyww/animatediff-motion-adapter-v1-5-2", "MotionAdapter")}
+# The AnimateDiff guide's DDIM: its settings on top of the base's own schedule.
+_ANIMATEDIFF_DDIM = {
+    "clip_sample": False,
+    "timestep_spacing": "linspace",
+    "beta_schedule": "linear",
+    "steps_offset": 1,
+}
+_SD15_COMPONENTS = {"unet": _SD15_UNET, "text_encoder": _CLIP_L_TEXT, "vae": _SD_VAE}
+_MOTION_ADAPTER_PARAMETERS = 453_209_280  # MotionAdapter v1-5-2, with the mid-block module
+# SD 1.5's safety checker: the Stable Diffusion pipelines (Text2Video-Zero's, ControlNet's,
+# InstructPix2Pix's) load and run it; AnimateDiff's do not take it.
+_SAFETY_CHECKER = 303_981_588
+
+# The ControlNet for each `--control` kind: lllyasviel's v1.1 models for SD 1.5 rather than
+# the v1.0 ones (`sd-controlnet-*`) the older guides load. v1.1 was trained longer on cleaned
+# data (openpose with hands and faces, depth on MiDaS, LeReS and ZoE maps alike, so any depth
+# estimator's output works), and each repo has a safetensors file diffusers loads directly.
+CONTROLNETS: dict[str, str] = {
+    "pose": "lllyasviel/control_v11p_sd15_openpose",
+    "canny": "lllyasviel/control_v11p_sd15_canny",
+    "depth": "lllyasviel/control_v11f1p_sd15_depth",
+}
+CONTROLNET_PARAMETERS = 361_278_852  # ControlNetModel for SD 1.5 (1.45 GB in fp32)
+# The models that draw control images from a video (`--video` with `--control`), run through
+# transformers from safetensors: Depth Anything V2 Small (25M parameters, Apache-2.0) for depth;
+# for pose, people found by RT-DETR, then their COCO keypoints by ViTPose (both Apache-2.0),
+# drawn as OpenPose skeletons. OpenPose's own weights exist only as pickles and need a network
+# and part-association code of their own; these two are plain transformers classes. Canny is
+# OpenCV's and needs no weights.
+ESTIMATORS: dict[str, tuple[str, ...]] = {
+    "pose": ("PekingU/rtdetr_r50vd_coco_o365", "usyd-community/vitpose-base-simple"),
+    "canny": (),
+    "depth": ("depth-anything/Depth-Anything-V2-Small-hf",),
+}
 
 # promptreel's own model: trained from scratch on the CPU (configs/shapes.toml for the VAE,
 # then configs/shapes-centred.toml; docs/training.md) and shipped inside the package, so it
@@ -164,6 +202,7 @@ CARDS: tuple[ModelCard, ...] = (
         scheduler="dpm++",
         # The card quotes 15.3 GB of VRAM for 30 frames at 1024x576.
         max_frames=32,
+        param_defaults={"strength": 0.6},  # the example's, and the pipeline's own
         max_pixels=1024 * 576,
         components=dict(_MODELSCOPE_COMPONENTS),
         description="Zeroscope v2 XL: video-to-video upscaler of zeroscope output to 1024x576",
@@ -324,9 +363,9 @@ CARDS: tuple[ModelCard, ...] = (
     ModelCard(
         name="animatediff",
         family=FAMILIES["AnimateDiffPipeline"],
-        repo_id=_SD15_REPO,
-        # diffusers AnimateDiff guide: 16 frames, guidance 7.5, 25 steps, DDIM with these
-        # overrides; 512x512 is SD 1.5's size and 8 fps the pipeline docstring's rate.
+        repo_id=_ANIMATEDIFF_BASE,
+        # diffusers AnimateDiff guide: epiCRealism, 16 frames, guidance 7.5, 25 steps, DDIM
+        # with its settings; 512x512 is SD 1.5's size and 8 fps the pipeline docstring's rate.
         width=512,
         height=512,
         num_frames=16,
@@ -334,30 +373,43 @@ CARDS: tuple[ModelCard, ...] = (
         num_inference_steps=25,
         guidance_scale=7.5,
         dtype="float16",
-        # SD 1.5 weights; the motion adapter itself is Apache-2.0 (AnimateDiff repo).
+        # an SD 1.5 fine-tune under SD's licence; the motion adapter itself is Apache-2.0
         licence="creativeml-openrail-m",
         variant=None,
         scheduler="ddim",
-        scheduler_overrides={
-            "clip_sample": False,
-            "timestep_spacing": "linspace",
-            "beta_schedule": "linear",
-            "steps_offset": 1,
-        },
+        scheduler_overrides=dict(_ANIMATEDIFF_DDIM),
         # motion_max_seq_length=32 in the adapter's config: the sinusoidal position table of
         # the motion modules has 32 rows, so more frames cannot run.
         max_frames=32,
         max_pixels=768 * 512,  # SD 1.5 was trained at 512^2; 768x512 still composes well
-        components={
-            "unet": _SD15_UNET,
-            "text_encoder": _CLIP_L_TEXT,
-            "vae": _SD_VAE,
-            "motion_adapter": 453_209_280,  # MotionAdapter v1-5-2, with the mid-block module
-        },
-        extra_repos={
-            "motion_adapter": ("guoyww/animatediff-motion-adapter-v1-5-2", "MotionAdapter")
-        },
-        description="AnimateDiff v1.5-2 motion adapter on Stable Diffusion 1.5, 16 frames at 512px",
+        components={**_SD15_COMPONENTS, "motion_adapter": _MOTION_ADAPTER_PARAMETERS},
+        extra_repos=dict(_MOTION_ADAPTER),
+        takes_base=True,
+        description="AnimateDiff v1.5-2 motion adapter on epiCRealism (SD 1.5), 16 frames at 512px",
+    ),
+    ModelCard(
+        name="animatediff-v2v",
+        family=FAMILIES["AnimateDiffVideoToVideoPipeline"],
+        repo_id=_ANIMATEDIFF_BASE,
+        # as animatediff: the same base, adapter and sampler, restyling a clip instead
+        width=512,
+        height=512,
+        num_frames=16,
+        fps=8,
+        num_inference_steps=25,
+        guidance_scale=7.5,
+        dtype="float16",
+        licence="creativeml-openrail-m",
+        variant=None,
+        scheduler="ddim",
+        scheduler_overrides=dict(_ANIMATEDIFF_DDIM),
+        max_frames=32,  # the adapter's 32 positions, as animatediff
+        max_pixels=768 * 512,
+        param_defaults={"strength": 0.8},  # the pipeline's own
+        components={**_SD15_COMPONENTS, "motion_adapter": _MOTION_ADAPTER_PARAMETERS},
+        extra_repos=dict(_MOTION_ADAPTER),
+        takes_base=True,
+        description="AnimateDiff video-to-video: restyles a clip with a prompt (SD 1.5 base)",
     ),
     ModelCard(
         name="text2video-zero",
@@ -381,14 +433,39 @@ CARDS: tuple[ModelCard, ...] = (
         max_frames=64,
         max_pixels=768 * 512,
         param_defaults={"t0": 44, "t1": 47},  # the pipeline's own, made explicit for the check
+        components={**_SD15_COMPONENTS, "safety_checker": _SAFETY_CHECKER},
+        takes_base=True,
+        description="Text2Video-Zero: zero-shot video from Stable Diffusion 1.5, no video training",
+    ),
+    ModelCard(
+        name="pix2pix-video",
+        family=FAMILIES["StableDiffusionInstructPix2PixPipeline"],
+        repo_id="timbrooks/instruct-pix2pix",
+        # diffusers guide (Text2Video-Zero, video editing): the pipeline's defaults, 100 steps,
+        # guidance 7.5, image guidance 1.5; 8 frames at 4 fps as the guide's other examples.
+        # The input's size decides the output's: 512x512 is only the default for resizing.
+        width=512,
+        height=512,
+        num_frames=8,
+        fps=4,
+        num_inference_steps=100,
+        guidance_scale=7.5,
+        dtype="float16",
+        licence="mit",
+        variant=None,
+        # Every frame attends to the first: memory grows linearly with the frames, as
+        # text2video-zero.
+        max_frames=64,
+        max_pixels=768 * 512,
+        param_defaults={"image_guidance_scale": 1.5},
         components={
-            "unet": _SD15_UNET,
+            # SD 1.5's UNet with 8 input channels (the input frame's latents concatenated)
+            "unet": _SD15_UNET + 4 * 320 * 3 * 3,
             "text_encoder": _CLIP_L_TEXT,
             "vae": _SD_VAE,
-            # This pipeline, unlike AnimateDiff's, loads and runs SD 1.5's safety checker.
-            "safety_checker": 303_981_588,
+            "safety_checker": _SAFETY_CHECKER,
         },
-        description="Text2Video-Zero: zero-shot video from Stable Diffusion 1.5, no video training",
+        description="Text2Video-Zero + InstructPix2Pix: edits a video by instruction",
     ),
     ModelCard(
         name="ltx-video",

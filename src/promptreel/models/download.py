@@ -27,8 +27,9 @@ from huggingface_hub.errors import (
 )
 
 from .. import jsontext
-from ..errors import ModelNotDownloaded, ModelNotFound
+from ..errors import InvalidRequest, ModelNotDownloaded, ModelNotFound
 from .card import ModelCard
+from .cards import CONTROLNETS, ESTIMATORS
 from .resolve import CARDS_BY_NAME, cached_snapshot, find_card
 
 CONFIG_SUFFIXES = (".json", ".txt", ".model")  # configs, vocabularies, sentencepiece models
@@ -36,13 +37,16 @@ NEVER = (".bin", ".ckpt", ".pt", ".pth", ".pkl", ".msgpack", ".h5", ".onnx", ".p
 PICKLE_WEIGHTS = (".bin", ".bin.index.json")  # converted to safetensors after download
 
 
-def download_model(model: str, *, confirm: Callable[[str], bool]) -> list[str]:
+def download_model(
+    model: str, *, confirm: Callable[[str], bool], controls: tuple[str, ...] = ()
+) -> list[str]:
     """Download `model` (alias or repo id); returns the repo ids fetched.
 
-    `confirm` gets the summary (files, total size, destination) before any weight is fetched
-    and says whether to go on.
+    `controls` adds, for each kind, its ControlNet and the models that draw its images from a
+    video. `confirm` gets the summary (files, total size, destination) before any weight is
+    fetched and says whether to go on.
     """
-    sources = _sources_of(model)
+    sources = _sources_of(model) + _control_sources(model, controls)
     cached = [cached_snapshot(s.repo, s.revision) for s in sources]
     if constants.HF_HUB_OFFLINE and all(cached):
         # all there already: only pickles may still want converting, which needs no network
@@ -184,6 +188,30 @@ def _sources_of(model: str) -> list[_Source]:
         raise ModelNotFound(f"{model} is {where}; there is nothing to download.")
     extra = [_Source(repo, "main", None, None) for repo, _ in card.extra_repos.values()]
     return [_Source(card.repo_id, card.revision, card.variant, card.pipeline_class), *extra]
+
+
+def _control_sources(model: str, controls: tuple[str, ...]) -> list[_Source]:
+    if not controls:
+        return []
+    card = CARDS_BY_NAME.get(model)
+    if card is None or not card.takes_control:
+        takers = ", ".join(c.name for c in CARDS_BY_NAME.values() if c.takes_control)
+        raise InvalidRequest(
+            f"{model} takes no control images; --control goes with a model that does: {takers}.",
+            argument="control",
+            value=controls[0],
+        )
+    unknown = [kind for kind in controls if kind not in CONTROLNETS]
+    if unknown:
+        raise InvalidRequest(
+            f"unknown --control {unknown[0]!r}; the kinds are {', '.join(CONTROLNETS)}.",
+            argument="control",
+            value=unknown[0],
+        )
+    repos = [
+        repo for kind in dict.fromkeys(controls) for repo in (CONTROLNETS[kind], *ESTIMATORS[kind])
+    ]
+    return [_Source(repo, "main", None, None) for repo in dict.fromkeys(repos)]
 
 
 def _plan(source: _Source) -> list[tuple[str, int]]:

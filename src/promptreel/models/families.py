@@ -42,6 +42,26 @@ _LTX_PARAMS = {
     "max_sequence_length": Param(int, "prompt tokens given to the T5 text encoder", 1, 512),
 }
 
+# How strongly a ControlNet's residuals steer the UNet (diffusers' default 1.0; the ControlNet
+# authors' demos go up to 2).
+_CONTROL_SCALE = Param(
+    float, "how strongly the control images steer the video (default 1)", 0.0, 5.0
+)
+
+# Settings of drawing control images from a source video (`--video` with `--control`), by
+# kind; promptreel uses them itself, the pipeline never sees them. Canny's thresholds are on
+# OpenCV's gradient magnitude (L1 norm of 3x3 Sobel, at most 2040); ControlNet's own canny
+# annotator uses 100 and 200.
+CONTROL_PARAMS: dict[str, dict[str, Param]] = {
+    "canny": {
+        "low_threshold": Param(int, "edges weaker than this are dropped (default 100)", 0, 2040),
+        "high_threshold": Param(int, "edges stronger than this always kept (default 200)", 0, 2040),
+    },
+}
+CONTROL_PARAM_DEFAULTS: dict[str, dict[str, int]] = {
+    "canny": {"low_threshold": 100, "high_threshold": 200}
+}
+
 FAMILIES: dict[str, Family] = {
     # ModelScope / Zeroscope text-to-video (UNet3DConditionModel).
     "TextToVideoSDPipeline": Family(
@@ -147,6 +167,35 @@ FAMILIES: dict[str, Family] = {
         # The motion modules' sinusoidal position table is motion_max_seq_length long (32 for
         # the v1.5 adapters): a card's max_frames carries that limit.
         params={"decode_chunk_size": _DECODE_CHUNK, "eta": _ETA},
+        control_pipeline_class="AnimateDiffControlNetPipeline",
+    ),
+    # AnimateDiff with a ControlNet on every frame (conditioning_frames, one per frame).
+    "AnimateDiffControlNetPipeline": Family(
+        pipeline_class="AnimateDiffControlNetPipeline",
+        tasks=("text-to-video",),
+        takes_text=True,
+        size_multiple=8,  # check_inputs: % 8, as AnimateDiffPipeline
+        params={
+            "decode_chunk_size": _DECODE_CHUNK,
+            "eta": _ETA,
+            "controlnet_conditioning_scale": _CONTROL_SCALE,
+        },
+        renames={"control_video": "conditioning_frames"},
+    ),
+    # AnimateDiff restyling a clip: its __call__ takes no num_frames (the input's count is the
+    # output's) and re-noises the input's latents by `strength`.
+    "AnimateDiffVideoToVideoPipeline": Family(
+        pipeline_class="AnimateDiffVideoToVideoPipeline",
+        tasks=("video-to-video",),
+        takes_text=True,
+        size_multiple=8,  # check_inputs: % 8
+        params={
+            "strength": Param(
+                float, "how far to re-noise the input video (0 = keep, 1 = ignore it)", 0.0, 1.0
+            ),
+            "decode_chunk_size": _DECODE_CHUNK,
+            "eta": _ETA,
+        },
     ),
     # Zero-shot: any SD 1.5 checkpoint, with cross-frame attention and latent motion warping.
     "TextToVideoZeroPipeline": Family(
@@ -171,6 +220,38 @@ FAMILIES: dict[str, Family] = {
         },
         renames={"num_frames": "video_length"},
         increasing=("t0", "t1", "num_inference_steps"),
+        control_pipeline_class="StableDiffusionControlNetPipeline",
+    ),
+    # Text2Video-Zero with a ControlNet, as the diffusers guide runs it: Stable Diffusion's
+    # ControlNet pipeline over every frame at once, cross-frame attention on the UNet and the
+    # ControlNet, the same initial latents for every frame. No motion warping (t0, t1): the
+    # control images carry the motion.
+    "StableDiffusionControlNetPipeline": Family(
+        pipeline_class="StableDiffusionControlNetPipeline",
+        tasks=("text-to-video",),
+        takes_text=True,
+        size_multiple=8,  # check_inputs: % 8
+        params={"controlnet_conditioning_scale": _CONTROL_SCALE, "eta": _ETA},
+        renames={"control_video": "image"},
+        frames_as_batch=True,
+    ),
+    # Text2Video-Zero editing a video by instruction: InstructPix2Pix over every frame at once
+    # with cross-frame attention. Its __call__ takes no size: the frames' own is the output's.
+    "StableDiffusionInstructPix2PixPipeline": Family(
+        pipeline_class="StableDiffusionInstructPix2PixPipeline",
+        tasks=("video-to-video",),
+        takes_text=True,
+        size_multiple=8,  # the VAE's factor: the frames are encoded as they are
+        params={
+            # Below 1 the pipeline switches classifier-free guidance off altogether, the text's
+            # with the image's (do_classifier_free_guidance), so 1 is the floor.
+            "image_guidance_scale": Param(
+                float, "how closely to keep to the input frames (default 1.5)", 1.0, 50.0
+            ),
+            "eta": _ETA,
+        },
+        renames={"video": "image"},
+        frames_as_batch=True,
     ),
     "LTXPipeline": Family(
         pipeline_class="LTXPipeline",

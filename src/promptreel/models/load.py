@@ -34,6 +34,7 @@ class LoadOptions:
     dtype: str
     offload: str  # none | model | sequential | group
     compile: bool
+    parts: tuple[tuple[str, str], ...] = ()  # other repos loaded in: (argument, repo id)
 
 
 @dataclass

@@ -16,9 +16,9 @@ from huggingface_hub import constants, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from .. import jsontext
-from ..errors import ModelNotDownloaded, ModelNotFound
+from ..errors import InvalidRequest, ModelNotDownloaded, ModelNotFound
 from .card import ModelCard
-from .cards import CARDS
+from .cards import CARDS, CONTROLNET_PARAMETERS, CONTROLNETS
 from .families import FAMILIES
 from .model_index import check_model_index
 
@@ -70,27 +70,148 @@ def find_card(model: str, *, folders: bool = True) -> ModelCard:
     )
 
 
+def with_control(card: ModelCard, kind: str | None) -> ModelCard:
+    """The card a request with `--control KIND` runs: its family's ControlNet pipeline, with the
+    ControlNet for that kind as one more repo to load."""
+    if kind is None:
+        return card
+    if not card.takes_control or card.family.control_pipeline_class is None:
+        takers = ", ".join(c.name for c in CARDS if c.takes_control)
+        raise InvalidRequest(
+            f"{card.name} takes no control images; remove --control, or use a model that "
+            f"does: {takers}.",
+            argument="control",
+            value=kind,
+        )
+    family = FAMILIES[card.family.control_pipeline_class]
+    components = dict(card.components)
+    if components:
+        components["controlnet"] = CONTROLNET_PARAMETERS
+    return dataclasses.replace(
+        card,
+        family=family,
+        control=kind,
+        extra_repos={**card.extra_repos, "controlnet": (CONTROLNETS[kind], "ControlNetModel")},
+        # the plain pipeline's own settings (Text2Video-Zero's t0, t1) do not apply
+        param_defaults={k: v for k, v in card.param_defaults.items() if k in family.params},
+        components=components,
+    )
+
+
+def with_base(card: ModelCard, base: str | None, *, folders: bool = True) -> ModelCard:
+    """The card with its Stable Diffusion 1.5 base swapped for `base` (a repo id in the cache or,
+    with `folders`, a folder in diffusers layout). Whether the base is SD 1.5-shaped is
+    `check_base`'s question, once its files are found."""
+    if base is None:
+        return card
+    if not card.takes_base:
+        takers = ", ".join(c.name for c in CARDS if c.takes_base)
+        raise InvalidRequest(
+            f"{card.name} has its own UNet and takes no base model; remove --base (the models "
+            f"that take one: {takers}).",
+            argument="base",
+            value=base,
+        )
+    try:
+        folder = Path(base).expanduser()
+        is_folder = folders and folder.is_dir()
+    except (RuntimeError, ValueError, OSError):
+        is_folder = False
+    if is_folder:
+        folder = folder.resolve()
+        return dataclasses.replace(
+            card,
+            repo_id=str(folder),
+            revision="local",
+            variant=_variant(folder),
+            local_path=str(folder),
+            base=str(folder),
+        )
+    if not (REPO_ID.fullmatch(base) and ".." not in base and "--" not in base):
+        where = "a folder or " if folders else ""
+        raise InvalidRequest(
+            f"--base {base!r} is not {where}a hub repo id (org/name); give a Stable Diffusion "
+            "1.5 checkpoint" + (" in the server's cache." if not folders else "."),
+            argument="base",
+            value=base,
+        )
+    snapshot = cached_snapshot(base, "main")
+    return dataclasses.replace(
+        card,
+        repo_id=base,
+        revision="main",
+        variant=_variant(snapshot) if snapshot is not None else None,
+        local_path=None,
+        base=base,
+    )
+
+
+# What makes a UNet a Stable Diffusion 1.5 one, whatever its size: 4 latent channels in and
+# out, conditioned on CLIP ViT-L/14's 768-wide text features, no added conditioning. SD 2.x
+# (1024), SDXL (2048 and its text_time embedding), inpainting (9 in) and InstructPix2Pix (8 in)
+# UNets all differ in one of these.
+SD15_UNET = {
+    "_class_name": "UNet2DConditionModel",
+    "in_channels": 4,
+    "out_channels": 4,
+    "cross_attention_dim": 768,
+    "addition_embed_type": None,
+}
+
+
+def check_base(card: ModelCard, folder: Path) -> None:
+    """Refuse a `--base` that is not SD 1.5-shaped, or whose blocks the card's other parts (a
+    motion adapter, a ControlNet) do not fit: read from the configs, not guessed from a name."""
+    if card.base is None:
+        return
+    unet = _read_json(folder / "unet" / "config.json")
+    if not unet:
+        raise InvalidRequest(
+            f"--base {card.base!r} has no readable unet/config.json; give a Stable Diffusion "
+            "1.5 checkpoint in diffusers layout.",
+            argument="base",
+            value=card.base,
+        )
+    for key, wanted in SD15_UNET.items():
+        if unet.get(key) != wanted:
+            raise InvalidRequest(
+                f"--base {card.base!r} is not a Stable Diffusion 1.5 model: its UNet's {key} is "
+                f"{unet.get(key)!r}, SD 1.5's is {wanted!r}; give an SD 1.5 checkpoint.",
+                argument="base",
+                value=card.base,
+            )
+    for argument, (repo, _) in card.extra_repos.items():
+        snapshot = cached_snapshot(repo, "main")
+        part = _read_json(snapshot / "config.json") if snapshot is not None else {}
+        channels = part.get("block_out_channels")
+        if channels is not None and channels != unet.get("block_out_channels"):
+            raise InvalidRequest(
+                f"--base {card.base!r} does not fit the {argument.replace('_', ' ')}: its UNet's "
+                f"blocks are {unet.get('block_out_channels')}, {repo}'s are {channels}.",
+                argument="base",
+                value=card.base,
+            )
+
+
 def locate(card: ModelCard) -> Path:
-    """The folder holding the card's weights: its local folder or its snapshot in the cache."""
+    """The folder holding the card's weights (its local folder or its snapshot in the cache),
+    once every repo it needs is there."""
+    missing = [r for r in _extra_repo_ids(card) if cached_snapshot(r, "main") is None]
     if card.local_path is not None:
         if not (Path(card.local_path) / "model_index.json").is_file():
+            if card.base is not None:
+                fix = "give a Stable Diffusion 1.5 checkpoint in diffusers layout."
+            elif card.repo_id != card.local_path:
+                fix = "reinstall promptreel (its weights ship with the package)."
+            else:
+                fix = "give a folder in diffusers layout."
             raise ModelNotDownloaded(
-                f"{card.name}'s folder {card.local_path} has no model_index.json; "
-                + (
-                    "reinstall promptreel (its weights ship with the package)."
-                    if card.repo_id != card.local_path
-                    else "give a folder in diffusers layout."
-                )
+                f"{card.name}'s folder {card.local_path} has no model_index.json; {fix}"
             )
+        _refuse_missing(card, missing)
         return Path(card.local_path)
     snapshot = cached_snapshot(card.repo_id, card.revision)
-    missing = [card.repo_id] if snapshot is None else []
-    missing += [r for r in _extra_repo_ids(card) if cached_snapshot(r, "main") is None]
-    if missing:
-        raise ModelNotDownloaded(
-            f"{card.name} needs {', '.join(missing)}, which is not in the local Hugging Face "
-            f"cache ({constants.HF_HUB_CACHE}); run `promptreel download {card.name}` first."
-        )
+    _refuse_missing(card, ([card.repo_id] if snapshot is None else []) + missing)
     assert snapshot is not None
     pickled = [
         p.parent.name for p in snapshot.glob("*/*.bin") if not any(p.parent.glob("*.safetensors"))
@@ -101,6 +222,25 @@ def locate(card: ModelCard) -> Path:
             f"run `promptreel download {card.name}` to convert them to safetensors (offline too)."
         )
     return snapshot
+
+
+def _refuse_missing(card: ModelCard, missing: list[str]) -> None:
+    if not missing:
+        return
+    commands = []
+    for repo in missing:
+        if repo == card.base:
+            command = f"promptreel download {repo}"
+        elif card.control is not None and repo == CONTROLNETS[card.control]:
+            command = f"promptreel download {card.name} --control {card.control}"
+        else:
+            command = f"promptreel download {card.name}"
+        if command not in commands:
+            commands.append(command)
+    raise ModelNotDownloaded(
+        f"{card.name} needs {', '.join(missing)}, which is not in the local Hugging Face "
+        f"cache ({constants.HF_HUB_CACHE}); run `{'` and `'.join(commands)}` first."
+    )
 
 
 def locate_extra(repo_id: str) -> Path:
@@ -128,17 +268,22 @@ def card_from_folder(folder: Path, *, name: str, repo_id: str | None = None) -> 
     """
     index = check_model_index(folder)
     class_name = index["_class_name"]
-    family = FAMILIES.get(class_name)
-    if family is None:
+    # the family's hub cards: a shipped model (shapes, 64x64 only) sets no family's defaults;
+    # a ControlNet pipeline is a family only inside a request with --control
+    hub_cards = [c for c in CARDS if c.local_path is None]
+    runnable = {c.family.pipeline_class: c for c in reversed(hub_cards)}
+    runnable |= {
+        c.family.image_pipeline_class: c
+        for c in reversed(hub_cards)
+        if c.family.image_pipeline_class and c.family.image_pipeline_class not in runnable
+    }
+    template = runnable.get(class_name)
+    if template is None:
         raise ModelNotFound(
             f"{name} is a {class_name}, not a video pipeline promptreel runs; the families it "
-            f"runs are: {', '.join(sorted(FAMILIES))}."
+            f"runs are: {', '.join(sorted(runnable))}."
         )
-    # the family's hub cards: a shipped model (shapes, 64x64 only) sets no family's defaults
-    hub_cards = [c for c in CARDS if c.local_path is None]
-    template = next((c for c in hub_cards if c.family.pipeline_class == class_name), None)
-    if template is None:
-        template = next(c for c in hub_cards if c.family.image_pipeline_class == class_name)
+    family = FAMILIES[class_name]
     size = _native_size(folder) or (template.height, template.width)
     return dataclasses.replace(
         template,
@@ -153,6 +298,7 @@ def card_from_folder(folder: Path, *, name: str, repo_id: str | None = None) -> 
         scheduler_overrides={},
         components={},
         extra_repos={},
+        takes_base=False,  # a saved pipeline is whole: its UNet is its own
         licence="see the model's own card",
         description=f"{class_name} from {repo_id or folder}",
         local_path=str(folder),

@@ -1,12 +1,13 @@
 """The HTTP API and the web page: FastAPI over the job store, with the worker in a thread.
 
-    POST   /v1/jobs                 queue a job (JSON, or multipart with an image/video upload)
+    POST   /v1/jobs                 queue a job (JSON, or multipart with its input-file uploads)
     GET    /v1/jobs                 newest first, paged, filtered by status, model, text
     GET    /v1/jobs/{id}            status, progress, record, error
     POST   /v1/jobs/{id}/cancel     cancel a queued job, or stop a running one at its next step
     DELETE /v1/jobs/{id}            forget a finished or queued job and remove its files
     GET    /v1/jobs/{id}/events     server-sent events: progress, then the final job
     GET    /v1/jobs/{id}/video      the video, with HTTP range requests (browsers seek with them)
+    GET    /v1/jobs/{id}/control    the control images of a job with `control`, served the same way
     GET    /v1/models               the built-in models
     GET    /v1/health               liveness, queue length, the running job
     GET    /                        the web page (static files, no build step)
@@ -50,7 +51,7 @@ from ..jobs.history import rerun_request
 from ..jobs.lock import hold_service_lock, release_service_lock
 from ..jobs.store import Job, JobStore
 from ..jobs.worker import Worker
-from ..request import INPUT_FILES, one_line
+from ..request import INPUT_FILES, GenerationRequest, one_line
 from .errors import ApiError
 from .job_body import JobCreate, check_job
 from .uploads import MAX_UPLOAD_BYTES, save_upload
@@ -75,6 +76,10 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 VERSION = importlib.metadata.version("promptreel")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
+# What a job's outputs are, in the order the worker writes them: its video, then the control
+# images of a job with `control` (served at /v1/jobs/{id}/video and /control)
+Output = Literal["video", "control"]
+OUTPUTS: tuple[Output, ...] = ("video", "control")
 _RANGE_PART = re.compile(r"\s*(?:([0-9]+)\s*-\s*([0-9]*)|-\s*([0-9]+))\s*", re.ASCII)
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -84,6 +89,15 @@ PAGE_POLICY = (
 
 
 JOB_SCHEMA = JobCreate.model_json_schema()  # inlined in the OpenAPI of the JSON/multipart body
+# the multipart body's file parts: one for each input file of the request
+UPLOAD_SCHEMA = {
+    name: {
+        "type": "string",
+        "format": "binary",
+        "description": GenerationRequest.model_fields[name].description,
+    }
+    for name in INPUT_FILES
+}
 
 
 def create_app(
@@ -200,8 +214,7 @@ def create_app(
                                     "type": "string",
                                     "description": "the JobCreate fields as JSON",
                                 },
-                                "image": {"type": "string", "format": "binary"},
-                                "video": {"type": "string", "format": "binary"},
+                                **UPLOAD_SCHEMA,
                             },
                         }
                     },
@@ -377,27 +390,14 @@ def create_app(
     @v1.get("/jobs/{job_id}/video", response_model=None)
     def job_video(job_id: JobId, request: Request, download: bool = False) -> FileResponse:
         """The finished video; range requests let a browser seek."""
-        job = _get(store, job_id)
-        if job.status != "succeeded":
-            raise ApiError(409, f"job {job_id} is {job.status}; its video is not ready")
-        path = Path(job.outputs[0]) if job.outputs else None
-        if path is None or not path.is_file() or not _served_file(path):
-            raise ApiError(404, f"the video of job {job_id} is no longer on disk")
-        kind = path.suffix.lstrip(".")
-        response = FileResponse(
-            path,
-            media_type=MEDIA_TYPES.get(kind, "application/octet-stream"),
-            filename=f"promptreel-{job_id}.{kind}",
-            content_disposition_type="attachment" if download else "inline",
-            stat_result=path.stat(),
-        )
-        wanted = request.headers.get("range")
-        validator = request.headers.get("if-range")
-        # an If-Range naming another version of the file asks for all of it: Range is moot
-        current = (response.headers.get("etag"), response.headers.get("last-modified"))
-        if wanted is not None and (validator is None or validator in current):
-            _check_range(wanted, path.stat().st_size)
-        return response
+        return _serve_output(_get(store, job_id), "video", request, download=download)
+
+    @v1.head("/jobs/{job_id}/control", include_in_schema=False)
+    @v1.get("/jobs/{job_id}/control", response_model=None)
+    def job_control(job_id: JobId, request: Request, download: bool = False) -> FileResponse:
+        """The control images a job with `control` was steered by (drawn from its `video`, or
+        its `control_video` as used), as a video in the job's format; served as `/video` is."""
+        return _serve_output(_get(store, job_id), "control", request, download=download)
 
     # --- the rest -----------------------------------------------------------------------------
 
@@ -452,9 +452,10 @@ async def _read_job_request(request: Request) -> tuple[dict[str, Any], dict[str,
     if kind == "application/json":
         return _fields(await _read_capped(request, MAX_JSON_BYTES), "the body"), {}
     if kind == "multipart/form-data":
-        capped = Request(request.scope, receive=_capped_receive(request, 2 * MAX_UPLOAD_BYTES))
+        files = len(INPUT_FILES)  # one upload each, at most
+        capped = Request(request.scope, receive=_capped_receive(request, files * MAX_UPLOAD_BYTES))
         try:
-            form = await capped.form(max_files=2, max_fields=4)
+            form = await capped.form(max_files=files, max_fields=4)
         except ApiError:
             raise
         except Exception as exc:  # Starlette's MultiPartException and parser errors
@@ -543,18 +544,60 @@ def _get(store: JobStore, job_id: JobId) -> Job:
 
 
 def _job_json(job: Job) -> dict[str, Any]:
-    """A job as the API shows it: no server paths (`outputs` becomes `video_url`)."""
+    """A job as the API shows it: no server paths (`outputs` becomes `video_url` and
+    `control_url`)."""
     data = job.to_dict()
     data.pop("outputs")
     data["request"] = {k: v for k, v in data["request"].items() if k not in INPUT_FILES}
     data["inputs"] = [k for k in INPUT_FILES if job.request.get(k)]
-    served = job.status == "succeeded" and any(_served_file(Path(f)) for f in job.outputs[:1])
-    data["video_url"] = f"/v1/jobs/{job.id}/video" if served else None
+    for what in OUTPUTS:
+        path = _output_of(job, what)
+        served = job.status == "succeeded" and path is not None and _served_file(path)
+        data[f"{what}_url"] = f"/v1/jobs/{job.id}/{what}" if served else None
     if job.source != "service":  # its files are where the user put them, not served
         data["note"] = f"made by the {'CLI' if job.source == 'cli' else 'Python API'}"
     if data["record"]:
         data["record"] = {k: v for k, v in data["record"].items() if k != "inputs"}
     return data
+
+
+def _output_of(job: Job, what: Output) -> Path | None:
+    """The file of a job's video or control images: the worker writes the video first and the
+    control images (a job with `control`) second. A CLI or Python row lists whatever its user
+    saved, in any order: only its first, the video, is a known file."""
+    if what == "control" and (job.source != "service" or not job.request.get("control")):
+        return None
+    index = OUTPUTS.index(what)
+    return Path(job.outputs[index]) if len(job.outputs) > index else None
+
+
+def _serve_output(job: Job, what: Output, request: Request, *, download: bool) -> FileResponse:
+    """A finished job's video or control images, with range requests (browsers seek with them):
+    409 until the job has succeeded, 404 when it has no such file or it is gone."""
+    noun = "video" if what == "video" else "control video"
+    if job.status != "succeeded":
+        raise ApiError(409, f"job {job.id} is {job.status}; its {noun} is not ready")
+    path = _output_of(job, what)
+    if path is None and what == "control":
+        raise ApiError(404, f"job {job.id} has no control video; it was made without `control`")
+    if path is None or not path.is_file() or not _served_file(path):
+        raise ApiError(404, f"the {noun} of job {job.id} is no longer on disk")
+    kind = path.suffix.lstrip(".")
+    name = f"promptreel-{job.id}" if what == "video" else f"promptreel-{job.id}-control"
+    response = FileResponse(
+        path,
+        media_type=MEDIA_TYPES.get(kind, "application/octet-stream"),
+        filename=f"{name}.{kind}",
+        content_disposition_type="attachment" if download else "inline",
+        stat_result=path.stat(),
+    )
+    wanted = request.headers.get("range")
+    validator = request.headers.get("if-range")
+    # an If-Range naming another version of the file asks for all of it: Range is moot
+    current = (response.headers.get("etag"), response.headers.get("last-modified"))
+    if wanted is not None and (validator is None or validator in current):
+        _check_range(wanted, path.stat().st_size)
+    return response
 
 
 def _public_info(info: dict[str, Any]) -> dict[str, Any]:

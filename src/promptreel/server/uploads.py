@@ -1,5 +1,8 @@
 """Uploaded images and videos: size-limited, decoded once to prove what they are, and stored
-under a name the server makes (`HOME/uploads/{random}.{format}`), never the client's."""
+under a name the server makes (`HOME/uploads/{random}.{field}`), never the client's.
+
+Each field of `request.INPUT_FILES` is one upload: `image` an image, `video` and
+`control_video` a video (a folder of control images, which the CLI takes, is no upload)."""
 
 from __future__ import annotations
 
@@ -21,8 +24,9 @@ _CHUNK = 2**20
 
 
 async def save_upload(upload: Any, kind: str) -> Path:
-    """Copy an upload to the uploads folder and check it decodes as `kind` (image or video).
-    Raises the service's ApiError (413, 422); leaves no file behind when it does."""
+    """Copy an upload to the uploads folder and check it decodes as `kind`: the input-file
+    field it came as (`image`, or a video: `video`, `control_video`). Raises the service's
+    ApiError (413, 422); leaves no file behind when it does."""
     uploads_dir().mkdir(parents=True, exist_ok=True)
     temp = new_upload_path(".part")
     temp = temp.with_name("." + temp.name)
@@ -56,5 +60,5 @@ def _checked_suffix(path: Path, kind: str) -> str:
     if kind == "image":
         read_image(path, max_pixels=MAX_UPLOAD_PIXELS)
     else:
-        read_video(path, max_pixels=MAX_UPLOAD_VIDEO_PIXELS, first=1)
+        read_video(path, max_pixels=MAX_UPLOAD_VIDEO_PIXELS, first=1, argument=kind)
     return f".{kind}"

@@ -6,7 +6,9 @@ inputs too large to decode (decompression bombs) are refused before a pixel is d
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +28,7 @@ _DEMUXERS = "mov,matroska,avi,gif,apng,flv,mpegts,mpeg,ogg,asf,ivf"
 _READ_OPTIONS = {"format_whitelist": _DEMUXERS, "protocol_whitelist": "file"}
 _READABLE = "MP4, MOV, WebM, MKV, AVI, GIF, FLV, MPEG-TS or OGG"
 IMAGE_FORMATS = ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 
 
 def refusal(argument: str | None, path: str | os.PathLike[str]) -> Callable[[str], InputError]:
@@ -60,12 +63,71 @@ def open_input(file: Path) -> av.container.InputContainer:
     return av.open(str(file), "r", container_options=_READ_OPTIONS, metadata_errors="replace")
 
 
+def read_frames(
+    path: str | os.PathLike[str], *, argument: str, first: int | None = None
+) -> tuple[np.ndarray, float | None]:
+    """A video file, or a folder of images as its frames: (frames uint8 (T, H, W, 3), fps).
+
+    A folder's images are taken in natural name order (`frame_2` before `frame_10`), each
+    scaled to the first one's size; a folder has no frame rate (None).
+    """
+    refuse = refusal(argument, path)
+    try:
+        is_folder = Path(path).is_dir()
+    except OSError:
+        is_folder = False
+    if not is_folder:
+        return read_video(path, argument=argument, first=first)
+    names = image_files(Path(os.path.abspath(path)))
+    if not names:
+        raise refuse("is a folder with no images in it (PNG, JPEG, WebP, BMP or TIFF)")
+    if len(names) > MAX_FRAMES and first is None:
+        raise refuse(f"holds more than {MAX_FRAMES} images, the limit; give fewer")
+    frames: list[np.ndarray] = []
+    for name in names[:first]:
+        image = read_image(name, argument=argument)
+        if frames and image.size != (frames[0].shape[1], frames[0].shape[0]):
+            image = image.resize((frames[0].shape[1], frames[0].shape[0]), Image.Resampling.LANCZOS)
+        frames.append(np.asarray(image))
+    return np.stack(frames), None
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The images of a folder of frames, in natural name order (`frame_2` before `frame_10`)."""
+    return sorted(
+        (
+            f
+            for f in folder.iterdir()
+            if not f.name.startswith(".") and f.suffix.lower() in _IMAGE_SUFFIXES
+        ),
+        key=lambda f: [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", f.name)],
+    )
+
+
+def input_sha256(path: Path) -> str:
+    """The hex SHA-256 of an input file, as records note each; of a folder of frames, the hash
+    of its images' names and hashes, in the order they are read."""
+    if path.is_dir():
+        listing = "".join(f"{f.name}\0{_file_sha256(f)}\n" for f in image_files(path))
+        return hashlib.sha256(listing.encode("utf-8", "surrogateescape")).hexdigest()
+    return _file_sha256(path)
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def read_video(
     path: str | os.PathLike[str],
     *,
     max_frames: int = MAX_FRAMES,
     max_pixels: int = MAX_PIXELS,
     first: int | None = None,
+    argument: str = "video",
 ) -> tuple[np.ndarray, float]:
     """Decode the first video stream of `path`: (frames uint8 (T, H, W, 3) RGB, fps).
 
@@ -73,7 +135,7 @@ def read_video(
     frames larger than `max_pixels` before decoding them. With `first`, decodes only the first
     `first` frames: a model that uses 24 frames of a long clip need not hold all of it in memory.
     """
-    refuse = refusal("video", path)
+    refuse = refusal(argument, path)
     file = input_file(path, refuse)
     try:
         container = open_input(file)
@@ -126,9 +188,11 @@ def _too_large(width: int, height: int, max_pixels: int) -> str:
     )
 
 
-def read_image(path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS) -> Image.Image:
+def read_image(
+    path: str | os.PathLike[str], *, max_pixels: int = MAX_PIXELS, argument: str = "image"
+) -> Image.Image:
     """Open an image as RGB, upright (EXIF orientation applied), or raise `InputError`."""
-    refuse = refusal("image", path)
+    refuse = refusal(argument, path)
     file = input_file(path, refuse)
     try:
         with warnings.catch_warnings():

@@ -71,6 +71,8 @@ class Video:
     record: dict[str, Any] = field(default_factory=dict)  # the generation record, JSON-able
     # called with each path written by `save` (the history notes where its videos went)
     on_save: Callable[[Path], None] | None = field(default=None, repr=False, compare=False)
+    # the control images the video was steered by, at its size (`--control`), as a video
+    control: Video | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         frames = self.frames

@@ -13,12 +13,15 @@ const PAGE_SIZE = 20;
 const MAX_UPLOAD_BYTES = 50 * 2 ** 20; // the server's limit, checked before sending
 const STAGES = {
   load: "Loading the model",
+  control: "Drawing the control images",
   encode: "Encoding the prompt",
   denoise: "Denoising",
   decode: "Decoding the frames",
   write: "Writing the video",
 };
 const DEFAULTS = ["num_frames", "height", "width", "num_inference_steps", "guidance_scale", "fps"];
+// The file input each upload (the request's input files) is chosen with.
+const UPLOADS = { image: "input-file", video: "input-file", control_video: "control-file" };
 
 const $ = (id) => document.getElementById(id);
 const form = $("job-form");
@@ -68,9 +71,8 @@ function say(text, argument) {
   $("message").textContent = text.replace(/\s+/g, " ").trim(); // one line, however it came
   for (const field of form.elements) field.removeAttribute("aria-invalid");
   // an upload goes as its own part, not as a named field
-  const field = ["image", "video"].includes(argument)
-    ? $("input-file")
-    : argument && form.elements.namedItem(argument);
+  const upload = UPLOADS[argument];
+  const field = upload ? $(upload) : argument && form.elements.namedItem(argument);
   if (field instanceof HTMLElement) {
     field.setAttribute("aria-invalid", "true");
     field.closest("details")?.setAttribute("open", "");
@@ -99,29 +101,69 @@ async function loadModels() {
 
 /** The chosen model's own values as placeholders: an empty field means exactly these. */
 function showDefaults() {
-  const model = models.find((m) => m.name === $("model").value);
+  const model = chosenModel();
   if (!model) return;
   for (const key of DEFAULTS) $(key).placeholder = model[key];
-  // an image or a video to start from, for the models that take one
-  const kind = inputKind(model);
+  // control images, for the models that take them; the kinds a model has no ControlNet for
+  // cannot be chosen
+  const kinds = model.control?.kinds ?? {};
+  $("control-row").hidden = model.control == null;
+  for (const option of $("control").options) {
+    const info = kinds[option.value];
+    option.disabled = option.value !== "" && !info;
+    const missing = option.value && info && !info.downloaded;
+    option.textContent = missing ? `${option.value} (not downloaded)` : option.value || "none";
+  }
+  if ($("control").selectedOptions[0]?.disabled) $("control").value = "";
+  const control = model.control ? $("control").value : "";
+  $("control-inputs").hidden = !control;
+  // the Stable Diffusion 1.5 checkpoint under the model, for the models that take one
+  $("base-row").hidden = model.base == null;
+  $("base").placeholder = model.base?.default ?? "";
+  // an image or a video to start from, or to draw the control images from
+  const kind = inputKind(model, control);
   if (String(kind) !== $("input-row").dataset.kind) $("input-file").value = ""; // no image as video
   $("input-row").dataset.kind = String(kind);
   $("input-row").hidden = kind === null;
   if (kind !== null) {
-    $("input-label").textContent =
-      kind === "video" ? "Video to transform" : model.takes_text ? "Image (optional)" : "Image";
+    $("input-label").textContent = model.tasks.includes("video-to-video")
+      ? "Video to transform"
+      : kind === "video"
+        ? "Video to draw the control images from"
+        : model.takes_text
+          ? "Image (optional)"
+          : "Image";
     $("input-file").accept = kind === "video" ? "video/*" : "image/png,image/jpeg,image/webp";
   }
-  const params = Object.entries(model.params);
+  const source = model.tasks.includes("video-to-video") ? "video to transform" : "video below";
+  $("control-help").textContent =
+    "The control images as they are: pose skeletons, edge or depth maps, as a video. " +
+    `Without one, they are drawn from the ${source}.`;
+  const params = Object.entries(control ? controlParams(model, control) : model.params);
+  const takes = control ? `${model.name} with ${control} control` : model.name;
   $("params-help").textContent = params.length
-    ? `${model.name} takes: ${params.map(([key, p]) => `${key} (${p.type}): ${p.help}`).join("; ")}`
-    : `${model.name} takes no extra parameters.`;
+    ? `${takes} takes: ${params.map(([key, p]) => `${key} (${p.type}): ${p.help}`).join("; ")}`
+    : `${takes} takes no extra parameters.`;
+}
+
+function chosenModel() {
+  return models.find((m) => m.name === $("model").value);
+}
+
+/** The --param settings of a model run with control images: its ControlNet pipeline's, and
+ * those of drawing the images from a video. */
+function controlParams(model, kind) {
+  const drawing = Object.entries(model.control.kinds[kind]?.drawing_params ?? {}).map(
+    ([key, p]) => [key, { ...p, help: `${p.help}, when drawn from a video` }],
+  );
+  return { ...model.control.params, ...Object.fromEntries(drawing) };
 }
 
 /** The job fields of the form, by the API's names; empty fields are left out. */
 function formFields() {
   const body = {};
   for (const field of form.elements) {
+    if (field.closest("[hidden]")) continue; // what this model does not take is not sent
     if (field.type === "checkbox") body[field.name] = field.checked;
     if (!field.name || field.type === "checkbox" || field.value.trim() === "") continue;
     if (field.type === "number") body[field.name] = field.valueAsNumber;
@@ -144,26 +186,55 @@ function parseParams(text) {
   return params;
 }
 
-/** "image", "video" or null: what the model can start from. */
-function inputKind(model) {
-  if (model.tasks.includes("video-to-video")) return "video";
+/** "image", "video" or null: what the model can start from (with control images: the video
+ * they may be drawn from). */
+function inputKind(model, control) {
+  if (model.tasks.includes("video-to-video") || control) return "video";
   return model.tasks.includes("image-to-video") ? "image" : null;
 }
 
-/** JSON, or a multipart form when a file goes with the job (the API's two ways). */
+/** The file chosen in a file input that is shown, or null. */
+function chosenFile(id) {
+  const input = $(id);
+  return input.closest("[hidden]") ? null : (input.files[0] ?? null);
+}
+
+/** An error to show, marking the field at fault as the API's refusals do. */
+function refusal(message, argument) {
+  return Object.assign(new Error(message), { argument });
+}
+
+/** JSON, or a multipart form when files go with the job (the API's two ways): each upload is
+ * a part named by its request field. */
 function jobBody(fields) {
-  const file = $("input-file").files[0];
   const model = models.find((m) => m.name === fields.model);
-  const kind = model && inputKind(model);
-  const needed = kind === "video" || (kind === "image" && !model.takes_text);
-  if (needed && !file) throw new Error(`${model.name} starts from an ${kind}: choose one`);
-  if (file && file.size > MAX_UPLOAD_BYTES) {
-    throw new Error(`the file is larger than ${MAX_UPLOAD_BYTES / 2 ** 20} MiB; choose a smaller one`);
+  const uploads = {};
+  const kind = model && inputKind(model, fields.control);
+  if (kind && chosenFile("input-file")) uploads[kind] = chosenFile("input-file");
+  if (fields.control && chosenFile("control-file")) {
+    uploads.control_video = chosenFile("control-file");
   }
-  if ($("input-row").hidden || !file || !kind) return fields;
+  const needed =
+    (kind === "video" && model.tasks.includes("video-to-video")) ||
+    (kind === "image" && !model.takes_text);
+  if (needed && !uploads[kind]) {
+    throw refusal(`${model.name} starts from an ${kind}: choose one`, kind);
+  }
+  if (fields.control && !uploads.video && !uploads.control_video) {
+    const why = `${fields.control} control needs its images`;
+    throw refusal(`${why}: choose a control video, or a video to draw them from`, "control_video");
+  }
+  for (const [name, file] of Object.entries(uploads)) {
+    if (file.size > MAX_UPLOAD_BYTES) {
+      const limit = `${MAX_UPLOAD_BYTES / 2 ** 20} MiB`;
+      const what = name.replace("_", " ");
+      throw refusal(`the ${what} is larger than ${limit}; choose a smaller one`, name);
+    }
+  }
+  if (!Object.keys(uploads).length) return fields;
   const body = new FormData();
   body.append("request", JSON.stringify(fields));
-  body.append(kind, file);
+  for (const [name, file] of Object.entries(uploads)) body.append(name, file);
   return body;
 }
 
@@ -186,6 +257,7 @@ form.addEventListener("submit", async (event) => {
   }
 });
 $("model").addEventListener("change", showDefaults);
+$("control").addEventListener("change", showDefaults);
 
 // --- the queue --------------------------------------------------------------------------------
 
@@ -338,6 +410,17 @@ function addVideo(job, where) {
     });
     download.setAttribute("aria-label", `Download video ${job.id}`);
     actions.append(download);
+  }
+  // the control images it was steered by (a job with `control`), to look at or use again
+  if (job.control_url) {
+    const control = el("a", {
+      href: link(job.control_url),
+      target: "_blank",
+      rel: "noopener",
+      textContent: "Control video",
+    });
+    control.setAttribute("aria-label", `Control video of job ${job.id}`);
+    actions.append(control);
   }
 
   const item = el(
