@@ -77,6 +77,24 @@ def test_the_control_video_steers_the_frames(controls) -> None:
     assert record["model"]["pipeline_class"] == "StableDiffusionControlNetPipeline"
 
 
+def test_the_conditioning_scale_is_honoured(controls) -> None:
+    """At scale 0 the ControlNet adds nothing: any control video gives the same frames."""
+
+    def make(path: Path, scale: float) -> np.ndarray:
+        return promptreel.generate(
+            "a cat",
+            model="text2video-zero",
+            control="canny",
+            control_video=path,
+            params={"controlnet_conditioning_scale": scale},
+            **SMALL,
+        ).frames
+
+    off = [make(controls[name], 0.0) for name in ("edges", "other_edges")]
+    assert np.array_equal(off[0], off[1])
+    assert not np.array_equal(off[0], make(controls["edges"], 1.0))
+
+
 def promptreel_sha(path: Path) -> str:
     import hashlib
 

@@ -2,20 +2,22 @@
 
 promptreel runs AnimateDiff, Text2Video-Zero, ControlNet and InstructPix2Pix on SD 1.5-shaped
 repos, and calls a base SD 1.5-shaped by its unet/config.json: a `UNet2DConditionModel` with 4
-input and 4 output channels, `cross_attention_dim` 768 and no `addition_embed_type`. So every
-SD 1.5-shaped stand-in here keeps exactly that, with a 768-wide CLIP text encoder feeding it
-(2 layers, 4 heads, a 64-wide MLP), while everything else stays as tiny as in `unet_family`: the
-UNet has the motion adapter's channel widths and layers, the VAE four levels, the safety
-checker 32-wide towers. The width of the real text encoders makes these repos 30 to 50 MB.
+input and 4 output channels, `cross_attention_dim` 768 and no `addition_embed_type`. So the
+SD 1.5-shaped stand-ins here keep exactly that, with a 768-wide CLIP text encoder feeding the
+UNet (2 layers, 4 heads, a 64-wide MLP), while everything else stays as tiny as in
+`unet_family`: the UNet has the motion adapter's channel widths and layers, the VAE four levels,
+the safety checker 32-wide towers. The real text width makes a repo 24 to 38 MB (60 MB for the
+1024-wide SD 2.1 stand-in), almost all of it text encoder; a ControlNet is 1.5 MB.
 
 Each builder writes the real repo's layout: the published model_index.json and scheduler
 config (sorted keys, 2-space indent, the published byte size where it is known), tokenizer
 files, and per model config.json plus the weight files the real repo has, safetensors only
 (a `.bin` twin is left out), in the real variants and dtypes. Stand-ins for different real
-weights of one architecture (SD 1.5 and epiCRealism, the three ControlNets) use different
-seeds. A real ControlNet starts from zero output convolutions, and these stay near zero only
-in a model never trained, which would hide a control image that never reaches the UNet: here
-they get random weights large enough that another control image changes a 2-step generation.
+weights of one architecture (SD 1.5, epiCRealism, InstructPix2Pix; the three ControlNets) use
+different seeds. A real ControlNet is trained from zero output convolutions; built as diffusers
+builds one, it would add exactly nothing, and a control image that never reached the UNet would
+go unnoticed. Here those convolutions are random and large enough that two control images
+visibly change a 2-step 64 x 64 generation.
 """
 
 from __future__ import annotations

@@ -24,7 +24,8 @@ JobCreate = create_model(
     "JobCreate",
     __config__=ConfigDict(extra="forbid", strict=True),
     __doc__="A job: the fields of `promptreel generate`, by the same names, and the file "
-    "format. Images and videos come as multipart uploads named `image` and `video`.",
+    "format. Images and videos come as multipart uploads named `image`, `video` and "
+    "`control_video`.",
     format=(Format, "mp4"),
     **{
         name: (field.annotation, copy(field))

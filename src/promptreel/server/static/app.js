@@ -393,9 +393,9 @@ function addVideo(job, where) {
   if (settings.num_frames) facts.push(`${settings.num_frames} frames`);
 
   const actions = el("div", { className: "actions" });
-  if (job.inputs.length) {
-    // the API keeps no copy of an uploaded image or video to send again
-    actions.append(el("span", { className: "hint", textContent: "made from an upload" }));
+  if (job.inputs.length && job.source !== "service") {
+    // a CLI or Python run's input is a file of that machine: rerun it from there
+    actions.append(el("span", { className: "hint", textContent: "made from a local file" }));
   } else {
     const rerun = el("button", { type: "button", textContent: "Rerun" });
     rerun.addEventListener("click", () => rerunJob(job).catch((error) => say(error.message)));
