@@ -304,7 +304,7 @@ def test_text2video_zero_on_another_base(controls, hub) -> None:
             {"model": "text2video-zero", "control": "canny", "control_video": "edges",
              "params": {"low_threshold": 10}},
             "params",
-            "unknown --param",
+            "is for drawing canny images from --video",
         ),
         (
             {"model": "text2video-zero", "control": "canny", "video": "source",
@@ -321,6 +321,8 @@ def test_text2video_zero_on_another_base(controls, hub) -> None:
         ({"model": "animatediff-v2v", "video": "source", "params": {"strength": 0.4}}, "params",
          "runs no denoising step"),
         ({"model": "text2video-zero", "video": "source"}, "video", "add --control KIND"),
+        ({"model": "pix2pix-video", "video": "source", "control_video": "edges"},
+         "control_video", "takes no control images"),
     ],
 )  # fmt: skip
 def test_refusals_name_the_field(controls, hub, workdir, options, argument, words) -> None:
@@ -334,10 +336,9 @@ def test_refusals_name_the_field(controls, hub, workdir, options, argument, word
     assert caught.value.argument == argument, str(caught.value)
     assert words in str(caught.value) and "\n" not in str(caught.value)
     assert set(workdir.rglob("*")) == before
-    if argument == "control_video" and words != "needs its images":
-        assert isinstance(caught.value, InputError)
-    elif argument not in ("control_video",):
-        assert isinstance(caught.value, InvalidRequest)
+    about_the_file = ("does not look like white edges", "not a video", "no such file")
+    expected = InputError if words in about_the_file else InvalidRequest
+    assert isinstance(caught.value, expected)
 
 
 def test_save_control_needs_control(controls, workdir, cli) -> None:
@@ -384,3 +385,104 @@ def test_models_show_says_what_a_model_takes(cli) -> None:
     assert pix2pix["control"] is None and pix2pix["base"] is None
     assert pix2pix["tasks"] == ["video-to-video"]
     assert "image_guidance_scale" in pix2pix["params"]
+
+
+def test_a_portrait_control_video_makes_a_portrait_video(controls, workdir) -> None:
+    """A square model draws any shape: the input's is kept, not squashed to the card's square
+    (at most the card's own number of pixels)."""
+    tall = np.zeros((3, 96, 48, 3), np.uint8)
+    tall[:, 40:42, 4:44] = 255
+    promptreel.Video(tall, fps=8.0).save(workdir / "tall.mp4")
+    args = {k: v for k, v in SMALL.items() if k not in ("height", "width")}
+    video = promptreel.generate(
+        "a cat", model="text2video-zero", control="canny", control_video="tall.mp4", **args
+    )
+    height, width = video.frames.shape[1:3]
+    assert (height, width) == (720, 360) and height * width <= 512 * 512
+
+
+def test_long_inputs_are_cut_with_a_note(controls, workdir, cli) -> None:
+    """A clip longer than the model's default is cut to it, and the command says so."""
+    made = cli(
+        "generate", "make it winter", "--model", "pix2pix-video", "--video", "twelve.mp4",
+        "-o", "w.mp4", "--height", "64", "--width", "64", "--num-inference-steps", "2",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    assert "note: pix2pix-video uses the first 8 frames of the video" in made.err
+    assert read_video(workdir / "w.mp4")[0].shape[0] == 8
+    asked = cli(
+        "generate", "make it winter", "--model", "pix2pix-video", "--video", "twelve.mp4",
+        "-o", "x.mp4", "--height", "64", "--width", "64", "--num-inference-steps", "2",
+        "--num-frames", "4",
+    )  # fmt: skip
+    assert asked.code == 0 and "note:" not in asked.err
+
+
+@pytest.mark.parametrize("option", ["-o", "--save-control"])
+def test_an_output_never_replaces_an_input(controls, workdir, cli, option) -> None:
+    before = controls["source"].read_bytes()
+    other = "--save-control" if option == "-o" else "-o"
+    refused = cli(
+        "generate", "a cat", "--model", "text2video-zero", "--control", "canny", "--video",
+        "source.mp4", option, "source.mp4", other, "new.mp4", "--overwrite",
+    )  # fmt: skip
+    assert refused.code == 1 and "is the --video it reads" in refused.err
+    assert controls["source"].read_bytes() == before and not (workdir / "new.mp4").exists()
+
+
+def test_the_saved_control_video_belongs_to_the_generation(controls, workdir, cli) -> None:
+    made = cli(
+        "generate", "a cat", "--model", "text2video-zero", "--control", "canny", "--video",
+        "source.mp4", "--save-control", "drawn/", "-o", "out.mp4", "--height", "64",
+        "--width", "64", "--num-inference-steps", "2",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    [job] = json.loads(cli("history", "--json").out)["jobs"]
+    assert len(job["outputs"]) == 2
+    # a PNG folder keeps the images exactly: reused as they are, they steer the same way
+    again = promptreel.generate(
+        "a cat", model="text2video-zero", control="canny", control_video="drawn",
+        **{**SMALL, "seed": job["seed"]},
+    )  # fmt: skip
+    drawn = promptreel.generate(
+        "a cat", model="text2video-zero", control="canny", video="source.mp4",
+        **{**SMALL, "seed": job["seed"]},
+    )  # fmt: skip
+    assert np.array_equal(again.frames, drawn.frames)
+    assert cli("history", "rm", str(job["id"]), "--yes").code == 0
+    assert not (workdir / "drawn").exists() and not (workdir / "out.mp4").exists()
+
+
+def test_a_base_folder_without_safetensors_is_refused_before_loading(hub, workdir, cli) -> None:
+    import shutil
+
+    base = workdir / "my base"
+    shutil.copytree(hub("emilianJR/epiCRealism"), base)
+    for weights in (base / "unet").glob("*.safetensors"):
+        weights.rename(weights.with_suffix(".bin"))
+    refused = cli(
+        "generate", "a cat", "--model", "animatediff", "--base", str(base), "-o", "a.mp4",
+        "--height", "64", "--width", "64", "--num-frames", "4",
+    )  # fmt: skip
+    assert refused.code == 1 and "no safetensors weights for unet" in refused.err
+    assert "convert it to safetensors" in refused.err
+    assert json.loads(cli("history", "--json").out)["jobs"] == []
+    assert not (workdir / "a.mp4").exists()
+
+
+def test_a_base_not_in_the_cache_names_the_base(hub) -> None:
+    hub("animatediff")
+    with pytest.raises(ModelNotDownloaded) as caught:
+        promptreel.generate("a cat", model="animatediff", base="someone/sd15-finetune", **SMALL)
+    assert caught.value.argument == "base"
+    assert "promptreel download someone/sd15-finetune" in str(caught.value)
+
+
+def test_one_image_as_a_control_video_says_to_use_a_folder(controls, workdir) -> None:
+    Image.new("RGB", (64, 64)).save(workdir / "one.png")
+    with pytest.raises(InputError) as caught:
+        promptreel.generate(
+            "a cat", model="text2video-zero", control="canny", control_video="one.png", **SMALL
+        )
+    assert "--control-video 'one.png': is one image" in str(caught.value)
+    assert "folder of images" in str(caught.value)

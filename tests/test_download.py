@@ -246,3 +246,17 @@ def test_control_brings_its_controlnet_and_estimators(fake_hub, tmp_path, cli, w
 def test_control_download_refusals(cli, args, words) -> None:
     result = cli("download", *args, "--yes")
     assert result.code == 1 and words in result.err
+
+
+def test_a_stable_diffusion_base_downloads_even_when_part_of_it_is_cached(
+    fake_hub, tmp_path, cli
+) -> None:
+    """A community SD 1.5 checkpoint is no video model, but it is a --base: `download` fetches
+    it (again, after a cut-short download), and `models show` says how to use it."""
+    repo = "someone/sd15-finetune"
+    fake_hub.repos[repo] = tmp_path / "remote" / repo
+    BUILDERS["emilianJR/epiCRealism"](fake_hub.repos[repo])
+    assert cli("download", repo, "--yes").code == 0
+    assert cli("download", repo, "--yes").code == 0  # cached now: still fine
+    shown = cli("models", "show", repo)
+    assert shown.code == 1 and f"--base {repo}" in shown.err

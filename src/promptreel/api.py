@@ -15,11 +15,11 @@ import os
 from typing import Unpack
 
 from . import control
-from .errors import InvalidRequest
+from .errors import InvalidRequest, OutputError
 from .generation import ProgressFn, prepare, run
 from .jobs.history import history_entry
 from .models import load
-from .request import DEFAULT_MODEL, GenerateOptions, Settings, make_request
+from .request import DEFAULT_MODEL, GenerateOptions, Settings, input_at, make_request
 from .video import Video, check_output_path
 
 __all__ = ["generate", "unload"]
@@ -47,13 +47,24 @@ def generate(
     def check_save_control(settings: Settings) -> None:
         if save_control is None:
             return
+        if not isinstance(save_control, str | os.PathLike):
+            raise InvalidRequest(
+                f"save_control is a path, not {type(save_control).__name__}.",
+                argument="save_control",
+                value=save_control,
+            )
         if request.control is None:
             raise InvalidRequest(
                 "save_control writes the control images of a request with `control`; give "
                 "control=KIND, or drop save_control.",
                 argument="control",
             )
-        check_output_path(save_control, fps=settings.fps)
+        check_output_path(save_control, fps=settings.fps, option="save_control")
+        name = input_at(request, save_control)
+        if name is not None:
+            raise OutputError(
+                f"save_control {save_control!r} is the {name} it reads; choose another"
+            )
 
     # a refused request is no generation: it leaves no row
     prepared = prepare(request, check_settings=check_save_control)

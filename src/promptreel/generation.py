@@ -89,6 +89,7 @@ class Prepared:
     folder: Path
     image: Image.Image | None
     frames_in: np.ndarray | None
+    notes: tuple[str, ...] = ()  # what a user may not expect (input frames left out)
 
     @property
     def settled(self) -> GenerationRequest:
@@ -160,8 +161,30 @@ def prepare(
     if "eta" in settings.params:
         with about("params", settings.params["eta"]):
             _check_eta(settings.scheduler, folder)
+    notes = ()
+    if (
+        request.num_frames is None
+        and frames_in is not None
+        and len(frames_in) > settings.num_frames
+    ):
+        source = "control video" if request.control_video is not None else "video"
+        why = "its limit" if settings.num_frames == card.max_frames else "its default"
+        notes = (
+            f"{card.name} uses the first {settings.num_frames} frames of the {source} "
+            f"({why}); --num-frames sets how many.",
+        )
     return Prepared(
-        request, card, device, dtype, settings, pipeline_class, kwargs, folder, image, frames_in
+        request,
+        card,
+        device,
+        dtype,
+        settings,
+        pipeline_class,
+        kwargs,
+        folder,
+        image,
+        frames_in,
+        notes,
     )
 
 
@@ -389,10 +412,11 @@ def _read_input_video(
         argument, path = "video", request.video
     else:
         return None, None  # settle() refuses an input the model does not take
-    # only the frames the model will use: a long 4K clip must not fill the memory
+    # only the frames the model will use: a long 4K clip must not fill the memory (and one
+    # more, to tell the user when frames were left out without being asked to)
     default = card.max_frames if card.control is not None else card.num_frames
     wanted = min(request.num_frames or default, card.max_frames)
-    frames, fps = read_frames(path, argument=argument, first=wanted)
+    frames, fps = read_frames(path, argument=argument, first=wanted + 1)
     return frames, None if fps is None else min(max(fps, 1.0), MAX_FPS)
 
 

@@ -13,6 +13,7 @@ loaded, so a bad request costs nothing and leaves nothing behind.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 import secrets
@@ -30,6 +31,7 @@ from pydantic import (
     Strict,
     StrictBool,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -130,7 +132,7 @@ class GenerationRequest(BaseModel):
         None,
         max_length=MAX_MODEL_CHARS,
         description="Stable Diffusion 1.5 checkpoint under the model (animatediff, "
-        "text2video-zero): a hub repo id, or a folder (not over HTTP).",
+        "animatediff-v2v, text2video-zero): a hub repo id, or a folder (not over HTTP).",
     )
     negative_prompt: str | None = Field(
         None,
@@ -154,7 +156,7 @@ class GenerationRequest(BaseModel):
         "(a local file).",
     )
     control: Control | None = Field(
-        None, description="Steer the video with control images: pose, canny (edges) or depth."
+        None, description="Steer the video with control images of this kind (canny: edges)."
     )
     control_video: Path | None = Field(
         None,
@@ -178,10 +180,11 @@ class GenerationRequest(BaseModel):
 
     @field_validator("model", "base", mode="before")
     @classmethod
-    def _model_name(cls, model: object) -> object:
+    def _model_name(cls, model: object, info: ValidationInfo) -> object:
         model = str(model) if isinstance(model, Path) else model
         if isinstance(model, str) and not model.strip():
-            raise ValueError("is empty; give an alias, a hub repo id or a folder")
+            alias = "an alias, " if info.field_name == "model" else ""
+            raise ValueError(f"is empty; give {alias}a hub repo id or a folder")
         return model
 
     @field_validator("prompt", "negative_prompt", mode="before")  # before: pydantic's own
@@ -306,6 +309,23 @@ class InputVideo:
     width: int
 
 
+def input_at(request: GenerationRequest, path: str | os.PathLike[str]) -> str | None:
+    """The input field whose file (or folder) is at `path`, if any: an output must not replace
+    what the request reads, whatever `--overwrite` says."""
+    target = os.path.abspath(os.fspath(path))
+    for name in INPUT_FILES:
+        given = getattr(request, name)
+        if given is None:
+            continue
+        try:
+            same = os.path.abspath(given) == target or os.path.samefile(given, target)
+        except OSError:  # one of them does not exist: then they are not the same file
+            same = False
+        if same:
+            return name
+    return None
+
+
 def extracting(request: GenerationRequest) -> bool:
     """Whether promptreel draws the control images itself, from `video`."""
     return request.control is not None and request.control_video is None
@@ -342,7 +362,9 @@ def settle(
     source = "control video" if request.control_video is not None else "input video"
     _check_frames(num_frames, card, video_frames, source)
     native = (card.height, card.width)
-    if video is not None and video.height > video.width:
+    if video is not None and card.height == card.width and not card.fixed_size:
+        native = _same_shape(video, card)  # a square model draws any shape: keep the input's
+    elif video is not None and video.height > video.width:
         native = (card.width, card.height)  # a portrait clip stays portrait
     height = native[0] if request.height is None else request.height
     width = native[1] if request.width is None else request.width
@@ -436,6 +458,12 @@ def _check_prompt(
 
 def _check_inputs(request: GenerationRequest, card: ModelCard) -> None:
     tasks = card.tasks
+    if request.control_video is not None and not card.takes_control:
+        raise InvalidRequest(
+            f"{card.name} takes no control images; remove --control-video.",
+            argument="control_video",
+            value=str(request.control_video),
+        )
     if request.control_video is not None and request.control is None:
         raise InvalidRequest(
             "--control-video needs --control KIND (pose, canny or depth): say what its images "
@@ -483,6 +511,17 @@ def _check_inputs(request: GenerationRequest, card: ModelCard) -> None:
         )
 
 
+def _same_shape(video: InputVideo, card: ModelCard) -> tuple[int, int]:
+    """Height and width of the input's shape, as many pixels as the card's native size at
+    most, in multiples of its size rule: a 9:16 clip stays 9:16, not squashed to a square."""
+    m = card.family.size_multiple
+    area = card.height * card.width
+    aspect = video.width / video.height
+    height = max(m, int(math.sqrt(area / aspect)) // m * m)
+    width = max(m, int(math.sqrt(area * aspect)) // m * m)
+    return height, width
+
+
 def _valid_at_most(frames: int, card: ModelCard) -> int:
     """The largest frame count the model takes that is at most `frames` (at least the least)."""
     step, offset = card.family.frame_step, card.family.frame_offset
@@ -510,7 +549,8 @@ def _check_frames(num_frames: int, card: ModelCard, video_frames: int | None, so
         )
     if video_frames is not None and num_frames > video_frames:
         raise InvalidRequest(
-            f"`num_frames` is {num_frames} but the {source} has only {video_frames} frames.",
+            f"`num_frames` is {num_frames} but the {source} has only {video_frames} frames; "
+            f"give --num-frames {video_frames} or fewer.",
             argument="num_frames",
             value=num_frames,
         )
@@ -581,8 +621,14 @@ def _check_params(
         spec = known.get(key)
         if spec is None:
             names = ", ".join(sorted(known)) or "none"
+            drawn = [kind for kind, params in CONTROL_PARAMS.items() if key in params]
+            only = (
+                f" ({key} is for drawing {drawn[0]} images from --video with --control {drawn[0]})"
+                if drawn
+                else ""
+            )
             raise InvalidRequest(
-                f"unknown --param `{key}` for {card.name}; it accepts: {names}.",
+                f"unknown --param `{key}` for {card.name}; it accepts: {names}{only}.",
                 argument="params",
                 value=key,
             )

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 import typer
 
 from ..errors import InvalidRequest, OutputError
-from ..request import INPUT_FILES, GenerationRequest, Settings, make_request
+from ..request import INPUT_FILES, GenerationRequest, Settings, input_at, make_request
 from .show import printable
 
 # The command's own options: where the video goes and what is printed, not what it is.
@@ -150,6 +150,14 @@ def make_video(
     from ..video import check_output_path
 
     def check_output(settings: Settings) -> None:
+        for option, path in (("--output", output), ("--save-control", save_control)):
+            if path is None:
+                continue
+            check_output_path(path, overwrite=overwrite, fps=settings.fps, option=option)
+            name = input_at(request, path)
+            if name is not None:
+                flag = "--" + name.replace("_", "-")
+                raise OutputError(f"{option} {path!r} is the {flag} it reads; choose another")
         if save_control is not None:
             if request.control is None:
                 raise InvalidRequest(
@@ -157,11 +165,8 @@ def make_video(
                     "--control KIND, or remove --save-control.",
                     argument="control",
                 )
-            check_output_path(save_control, overwrite=overwrite, fps=settings.fps)
             if output is not None and os.path.abspath(output) == os.path.abspath(save_control):
                 raise OutputError("--output and --save-control name the same file; give two")
-        if output is not None:
-            check_output_path(output, overwrite=overwrite, fps=settings.fps)
         elif not os.access(".", os.W_OK | os.X_OK):
             raise OutputError(
                 f"the current folder {os.getcwd()!r} is not writable, and without --output the "
@@ -169,6 +174,9 @@ def make_video(
             )
 
     prepared = prepare(request, check_settings=check_output)
+    if not quiet:
+        for note in prepared.notes:
+            print(f"note: {note}", file=sys.stderr)
 
     # a live bar only on a terminal: in a pipe or a log it would be noise around the result
     with (
@@ -183,11 +191,14 @@ def make_video(
         if save_control is not None:
             assert result.control is not None
             control_saved = result.control.save(save_control, overwrite=overwrite)
+            entry.add_output(control_saved)
         entry.succeeded(result.record)
     if json_output:
         print(json.dumps(result.record, indent=2))
         if not quiet:
             print(printable(str(saved)), file=sys.stderr)  # stdout stays pure JSON
+            if save_control is not None:
+                print(printable(str(control_saved)), file=sys.stderr)
     elif not quiet:
         print(printable(str(saved)))
         if save_control is not None:

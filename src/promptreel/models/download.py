@@ -179,6 +179,10 @@ def _sources_of(model: str) -> list[_Source]:
             card: ModelCard | None = find_card(model)
         except ModelNotDownloaded:
             card = None  # a repo id we have no card for and no copy of: fetch it as it is
+        except ModelNotFound:
+            if "/" not in model:
+                raise
+            card = None  # a cached repo that is no video model (an SD 1.5 base): fetch it too
     else:
         card = find_card(model)  # raises the "unknown model, did you mean" error
     if card is None:

@@ -209,19 +209,42 @@ def locate(card: ModelCard) -> Path:
                 f"{card.name}'s folder {card.local_path} has no model_index.json; {fix}"
             )
         _refuse_missing(card, missing)
-        return Path(card.local_path)
+        folder = Path(card.local_path)
+        _check_weights(card, folder)
+        return folder
     snapshot = cached_snapshot(card.repo_id, card.revision)
     _refuse_missing(card, ([card.repo_id] if snapshot is None else []) + missing)
     assert snapshot is not None
-    pickled = [
-        p.parent.name for p in snapshot.glob("*/*.bin") if not any(p.parent.glob("*.safetensors"))
-    ]
-    if pickled:
-        raise ModelNotDownloaded(
-            f"{card.name} is cached with pickle weights only ({', '.join(sorted(set(pickled)))}); "
-            f"run `promptreel download {card.name}` to convert them to safetensors (offline too)."
-        )
+    _check_weights(card, snapshot)
     return snapshot
+
+
+def _check_weights(card: ModelCard, folder: Path) -> None:
+    """Before loading: every model folder of the pipeline has safetensors weights (loading reads
+    nothing else), or the message says how to get them."""
+    index = _read_json(folder / "model_index.json")
+    parts = [
+        name
+        for name, value in index.items()
+        if isinstance(value, list) and (folder / name / "config.json").is_file()
+    ]
+    pickled = [p for p in parts if not any((folder / p).glob("*.safetensors"))]
+    if not pickled:
+        return
+    whose = f"--base {card.base}" if card.base is not None else card.name
+    if card.local_path is not None:  # a folder of the user's own
+        fix = (
+            "convert it to safetensors (e.g. load and save_pretrained it with diffusers, "
+            "safe_serialization=True)"
+        )
+    else:
+        fix = f"run `promptreel download {card.base or card.name}` to convert pickle weights "
+        fix += "to safetensors (offline too)"
+    raise ModelNotDownloaded(
+        f"{whose} has no safetensors weights for {', '.join(pickled)} in {folder}; {fix}.",
+        argument="base" if card.base is not None else None,
+        value=card.base,
+    )
 
 
 def _refuse_missing(card: ModelCard, missing: list[str]) -> None:
@@ -239,7 +262,9 @@ def _refuse_missing(card: ModelCard, missing: list[str]) -> None:
             commands.append(command)
     raise ModelNotDownloaded(
         f"{card.name} needs {', '.join(missing)}, which is not in the local Hugging Face "
-        f"cache ({constants.HF_HUB_CACHE}); run `{'` and `'.join(commands)}` first."
+        f"cache ({constants.HF_HUB_CACHE}); run `{'` and `'.join(commands)}` first.",
+        argument="base" if card.base in missing else None,
+        value=card.base if card.base in missing else None,
     )
 
 
@@ -279,6 +304,12 @@ def card_from_folder(folder: Path, *, name: str, repo_id: str | None = None) -> 
     }
     template = runnable.get(class_name)
     if template is None:
+        if class_name == "StableDiffusionPipeline":
+            takers = ", ".join(c.name for c in CARDS if c.takes_base)
+            raise ModelNotFound(
+                f"{name} is a Stable Diffusion image model, not a video pipeline; a Stable "
+                f"Diffusion 1.5 one runs as --base {name} under {takers}."
+            )
         raise ModelNotFound(
             f"{name} is a {class_name}, not a video pipeline promptreel runs; the families it "
             f"runs are: {', '.join(sorted(runnable))}."

@@ -34,7 +34,7 @@ _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 def refusal(argument: str | None, path: str | os.PathLike[str]) -> Callable[[str], InputError]:
     """The errors of one input file: `--video 'clip.mp4': REASON`, carrying the field and path."""
     shown = repr(os.fspath(path))
-    where = f"--{argument} {shown}" if argument else shown
+    where = f"--{argument.replace('_', '-')} {shown}" if argument else shown
 
     def refuse(reason: str) -> InputError:
         return InputError(
@@ -77,6 +77,8 @@ def read_frames(
     except OSError:
         is_folder = False
     if not is_folder:
+        if Path(path).suffix.lower() in _IMAGE_SUFFIXES:
+            raise refuse("is one image; give a video, or a folder of images (one a frame)")
         return read_video(path, argument=argument, first=first)
     names = image_files(Path(os.path.abspath(path)))
     if not names:

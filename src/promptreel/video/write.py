@@ -152,7 +152,11 @@ class Video:
 
 
 def check_output_path(
-    path: str | os.PathLike[str], *, overwrite: bool = False, fps: float | None = None
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    fps: float | None = None,
+    option: str = "--output",
 ) -> None:
     """Raise `OutputError` if `Video.save(path, overwrite=...)` would refuse; write nothing.
 
@@ -161,18 +165,23 @@ def check_output_path(
     folder's file system, an existing file or sidecar JSON (`NAME.json`, e.g. `clip.mp4.json`)
     unless `overwrite`, something that is not a regular file, a non-empty folder (with
     `overwrite`, a folder holding only frames and a record written by us is replaced), and,
-    when `fps` is given, a GIF faster than browsers play (above `GIF_MAX_FPS`).
+    when `fps` is given, a GIF faster than browsers play (above `GIF_MAX_FPS`). `option` is
+    how the refusals name the path (`--save-control`).
     """
-    _check_output(path, overwrite=overwrite, fps=fps)
+    _check_output(path, overwrite=overwrite, fps=fps, option=option)
 
 
 def _check_output(
-    path: str | os.PathLike[str], *, overwrite: bool, fps: float | None = None
+    path: str | os.PathLike[str],
+    *,
+    overwrite: bool,
+    fps: float | None = None,
+    option: str = "--output",
 ) -> tuple[Path, str]:
     raw = os.fspath(path)
     if not raw:
         raise OutputError(
-            f"--output is empty; give a file name ending in {', '.join(SUFFIXES)}, "
+            f"{option} is empty; give a file name ending in {', '.join(SUFFIXES)}, "
             "or a folder path ending in '/' for PNG frames"
         )
     # a name is printed when written: a line break or an escape code in it would reach the
@@ -180,21 +189,23 @@ def _check_output(
     odd = next((c for c in raw if unicodedata.category(c) in ("Cc", "Cs")), None)
     if odd is not None:
         raise OutputError(
-            f"--output {raw!r}: holds U+{ord(odd):04X}, a control character or a byte that is "
+            f"{option} {raw!r}: holds U+{ord(odd):04X}, a control character or a byte that is "
             "not UTF-8; choose a plain name"
         )
     try:
-        return _checked_target(raw, overwrite=overwrite, fps=fps)
+        return _checked_target(raw, overwrite=overwrite, fps=fps, option=option)
     except OSError as e:  # a name too long for the file system, a folder gone mid-check ...
-        raise OutputError(f"--output {raw!r}: {reason(e)}; choose another --output") from None
+        raise OutputError(f"{option} {raw!r}: {reason(e)}; choose another {option}") from None
 
 
-def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Path, str]:
+def _checked_target(
+    raw: str, *, overwrite: bool, fps: float | None, option: str
+) -> tuple[Path, str]:
     # Path() drops a trailing separator, and with it the only sign that a folder is meant.
     wants_folder = raw.endswith(("/", os.sep)) or bool(os.altsep and raw.endswith(os.altsep))
     # abspath (not resolve): a symlink named as the output is replaced, never written through.
     target = Path(os.path.abspath(raw))
-    where = f"--output {raw!r}"
+    where = f"{option} {raw!r}"
 
     if wants_folder or target.is_dir():
         kind = _PNG_FOLDER
@@ -222,7 +233,7 @@ def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Pa
 
     if kind == _PNG_FOLDER:
         if target.exists() and not target.is_dir():
-            raise OutputError(f"{where}: exists and is not a folder; choose another --output")
+            raise OutputError(f"{where}: exists and is not a folder; choose another {option}")
         if target.is_dir():
             names = os.listdir(target)
             ours = all(_FRAME_NAME.fullmatch(n) or n == RECORD_NAME for n in names)
@@ -238,12 +249,12 @@ def _checked_target(raw: str, *, overwrite: bool, fps: float | None) -> tuple[Pa
         if os.path.lexists(existing):
             if not overwrite:
                 raise OutputError(
-                    f"{where}: {str(existing)!r} exists; choose another --output "
+                    f"{where}: {str(existing)!r} exists; choose another {option} "
                     "or pass --overwrite to replace it"
                 )
             if not existing.is_symlink() and not existing.is_file():
                 raise OutputError(
-                    f"{where}: {str(existing)!r} is not a regular file; choose another --output"
+                    f"{where}: {str(existing)!r} is not a regular file; choose another {option}"
                 )
     return target, kind
 
