@@ -486,3 +486,96 @@ def test_one_image_as_a_control_video_says_to_use_a_folder(controls, workdir) ->
         )
     assert "--control-video 'one.png': is one image" in str(caught.value)
     assert "folder of images" in str(caught.value)
+
+
+def test_one_list_of_control_kinds() -> None:
+    from typing import get_args
+
+    from promptreel.control import KINDS
+    from promptreel.models.cards import CONTROLNETS, ESTIMATORS
+    from promptreel.request import Control
+
+    assert set(get_args(Control)) == set(CONTROLNETS) == set(ESTIMATORS) == set(KINDS)
+
+
+def test_a_rerun_of_a_row_made_before_base_keeps_its_base() -> None:
+    """animatediff ran on SD 1.5 itself before --base existed; its old rows rerun there, not on
+    the base the card has now."""
+    from promptreel.jobs.history import rerun_request
+    from promptreel.jobs.store import Job
+
+    sd15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    record = {
+        "promptreel_record": 2,
+        "prompt": "a cat",
+        "negative_prompt": "",
+        "model": {"name": "animatediff", "repo_id": sd15},
+        "parameters": {"num_frames": 4, "seed": 9},
+        "inputs": {},
+    }
+    job = Job(
+        id=1, source="cli", status="succeeded", reason=None, model="animatediff",
+        prompt="a cat", request={"prompt": "a cat", "model": "animatediff"},
+        output_format="mp4", seed=9, record=record, outputs=[], attempts=1,
+        cancel_requested=False, stage=None, step=0, total=0, eta=None, created_at=0.0,
+        started_at=None, finished_at=None,
+    )  # fmt: skip
+    assert rerun_request(job).base == sd15
+
+
+def test_an_output_elsewhere_needs_no_writable_current_folder(controls, workdir, cli, monkeypatch):
+    import promptreel.cli.generate as command
+
+    real = command.os.access
+    monkeypatch.setattr(command.os, "access", lambda p, m: p != "." and real(p, m))
+    out = workdir / "elsewhere"
+    out.mkdir()
+    made = cli(
+        "generate", "a cat", "--model", "text2video-zero", "--control", "canny",
+        "--control-video", "edges.mp4", "-o", str(out / "a.mp4"), "--height", "64",
+        "--width", "64", "--num-inference-steps", "2",
+    )  # fmt: skip
+    assert made.code == 0, made.err
+    refused = cli("generate", "a cat", "--model", "text2video-zero", "--control", "canny",
+                  "--control-video", "edges.mp4")  # fmt: skip
+    assert refused.code == 1 and "not writable" in refused.err
+
+
+def test_a_base_missing_a_component_its_pipeline_loads_is_refused(controls, hub, workdir):
+    """A base fetched for AnimateDiff has no safety checker; Text2Video-Zero loads one."""
+    import shutil
+
+    base = workdir / "half base"
+    shutil.copytree(hub("emilianJR/epiCRealism"), base)
+    shutil.rmtree(base / "safety_checker")
+    args = dict(model="text2video-zero", control="canny", control_video=controls["edges"])
+    with pytest.raises(ModelNotDownloaded) as caught:
+        promptreel.generate("a cat", base=str(base), **args, **SMALL)
+    assert caught.value.argument == "base" and "no safety_checker" in str(caught.value)
+    assert promptreel.generate("a cat", model="animatediff", base=str(base), num_frames=4, **SMALL)
+
+
+def test_the_record_says_what_drew_the_control_images(controls) -> None:
+    video = promptreel.generate(
+        "a cat", model="text2video-zero", control="canny", video=controls["source"], **SMALL
+    )
+    assert video.record["control"]["drawn_with"] == {
+        "opencv": __import__("importlib.metadata").metadata.version("opencv-python-headless")
+    }
+
+
+def test_pose_images_drawn_from_a_video_steer_and_are_recorded(controls, hub) -> None:
+    for repo in (
+        "lllyasviel/control_v11p_sd15_openpose",
+        "PekingU/rtdetr_r50vd_coco_o365",
+        "usyd-community/vitpose-base-simple",
+    ):
+        hub(repo)
+    video = promptreel.generate(
+        "a dancer", model="text2video-zero", control="pose", video=controls["source"], **SMALL
+    )
+    assert video.frames.shape == video.control.frames.shape == (6, 64, 64, 3)
+    drawn = video.record["control"]["drawn_with"]
+    assert set(drawn) == {"PekingU/rtdetr_r50vd_coco_o365", "usyd-community/vitpose-base-simple"}
+    assert all(len(revision) == 40 for revision in drawn.values())
+    assert "control" in video.record["timings"]

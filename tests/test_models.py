@@ -116,8 +116,9 @@ def test_a_local_folder_runs(hub, cli, workdir) -> None:
         "--quiet",
         *SMALL,
     )
-    # a Stable Diffusion folder is an image pipeline: refused, naming what it is
-    assert result.code == 1 and "StableDiffusionPipeline" in result.err
+    # a Stable Diffusion folder is an image model: refused, saying how it can run (as a base)
+    assert result.code == 1 and "Stable Diffusion image model" in result.err
+    assert f"--base {workdir / 'my model'}" in result.err
 
     shutil.copytree(hub("cogvideox-2b"), workdir / "cog")
     result = cli(

@@ -70,11 +70,13 @@ def generate(
     prepared = prepare(request, check_settings=check_save_control)
     with history_entry(prepared.settled, source="python", enabled=history) as entry:
         video = run(prepared, progress=progress)
+        if save_control is not None:
+            assert video.control is not None
+            entry.add_output(video.control.save(save_control))
         entry.succeeded(video.record)
     video.on_save = entry.add_output
-    if save_control is not None:
-        assert video.control is not None
-        video.control.save(save_control)
+    if video.control is not None:
+        video.control.on_save = entry.add_output
     return video
 
 

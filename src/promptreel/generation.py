@@ -28,11 +28,13 @@ import numpy as np
 import torch
 from PIL import Image
 
+from . import control as estimators
 from . import jsontext
-from .control.signal import control_fault
+from .control.looks import control_fault
 from .device import DTYPES, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
 from .models.card import ModelCard
+from .models.cards import ESTIMATORS
 from .models.cross_frame import anchor_to_first_frame
 from .models.load import (
     LoadOptions,
@@ -41,7 +43,15 @@ from .models.load import (
     set_memory_switches,
     unload,
 )
-from .models.resolve import check_base, find_card, locate, locate_extra, with_base, with_control
+from .models.resolve import (
+    check_base,
+    check_components,
+    find_card,
+    locate,
+    locate_extra,
+    with_base,
+    with_control,
+)
 from .request import (
     INPUT_FILES,
     MAX_FPS,
@@ -49,7 +59,7 @@ from .request import (
     GenerationRequest,
     InputVideo,
     Settings,
-    extracting,
+    draws_control_images,
     recorded_parameters,
     settle,
     settled_request,
@@ -89,6 +99,7 @@ class Prepared:
     folder: Path
     image: Image.Image | None
     frames_in: np.ndarray | None
+    parts: dict[str, Path]  # the other repos loaded with it (adapter, ControlNet): snapshots
     notes: tuple[str, ...] = ()  # what a user may not expect (input frames left out)
 
     @property
@@ -153,7 +164,9 @@ def prepare(
         folder = locate(card)  # after the request's own checks: those are the ones to fix first
     with about("base", request.base):
         check_base(card, folder)
-    if extracting(request):
+    with about("model", request.model):  # a base's missing parts name `base` themselves
+        check_components(card, folder)
+    if draws_control_images(request):
         _check_estimators(card)
     if request.forward_chunking:
         with about("forward_chunking", True):
@@ -184,6 +197,7 @@ def prepare(
         folder,
         image,
         frames_in,
+        {argument: locate_extra(repo) for argument, (repo, _) in card.extra_repos.items()},
         notes,
     )
 
@@ -205,8 +219,11 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
         dtype=dtype,
         offload=request.offload,
         compile=request.compile,
-        parts=tuple(sorted((argument, repo) for argument, (repo, _) in card.extra_repos.items())),
+        # by snapshot: another ControlNet, or a new download of one, is another pipeline
+        parts=tuple(sorted((argument, str(path)) for argument, path in p.parts.items())),
     )
+    if not draws_control_images(request):
+        estimators.unload()  # kept only while jobs in a row draw the same kind of images
     pipe, own_scheduler, reused = load_pipeline(card, options)
     if p.pipeline_class != card.family.pipeline_class:
         pipe = getattr(diffusers, p.pipeline_class).from_pipe(pipe)
@@ -232,12 +249,10 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
         frames = _resized(p.frames_in[: settings.num_frames], settings)
         if card.control is None:
             kwargs[renames.get("video", "video")] = _images(frames)
-        elif extracting(request):
-            from .control import extract  # the estimators' libraries: only when drawing
-
+        elif draws_control_images(request):
             started = time.perf_counter()
             report(Progress("control"))
-            control = extract(
+            control = estimators.extract(
                 card.control,
                 frames,
                 params={k: v for k, v in settings.params.items() if k not in card.family.params},
@@ -262,6 +277,7 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
             output = pipe(**kwargs, generator=generator, output_type="np")
     except torch.OutOfMemoryError:
         unload()  # free what the failed job held, so the next one starts clean
+        estimators.unload()
         raise OutOfMemory(
             f"{device} ran out of memory at the {clock.stage} stage of {card.name} at "
             f"{settings.width}x{settings.height}, {settings.num_frames} frames; try --vae-tiling, "
@@ -415,7 +431,8 @@ def _read_input_video(
     # only the frames the model will use: a long 4K clip must not fill the memory (and one
     # more, to tell the user when frames were left out without being asked to)
     default = card.max_frames if card.control is not None else card.num_frames
-    wanted = min(request.num_frames or default, card.max_frames)
+    # (a count below 1 is settle()'s to refuse, after this read of one frame and one more)
+    wanted = max(1, min(request.num_frames or default, card.max_frames))
     frames, fps = read_frames(path, argument=argument, first=wanted + 1)
     return frames, None if fps is None else min(max(fps, 1.0), MAX_FPS)
 
@@ -502,18 +519,12 @@ def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
             "variant": p.card.variant,
             # the other repos loaded with it (a motion adapter, a ControlNet), at their commits
             "parts": {
-                argument: {"repo_id": repo, "revision": locate_extra(repo).name}
+                argument: {"repo_id": repo, "revision": p.parts[argument].name}
                 for argument, (repo, _) in p.card.extra_repos.items()
             },
             "base": p.settings.base,
         },
-        "control": None
-        if p.card.control is None
-        else {
-            "kind": p.card.control,
-            "controlnet": p.card.extra_repos["controlnet"][0],
-            "images": "drawn from the video" if extracting(p.request) else "given",
-        },
+        "control": None if p.card.control is None else _control_record(p),
         # the request as settled, every field: `history rerun` makes the same video from it
         "parameters": recorded_parameters(p.settled),
         "pipeline_arguments": arguments,
@@ -528,3 +539,20 @@ def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
         },
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _control_record(p: Prepared) -> dict[str, Any]:
+    """What steered the video: the kind, the ControlNet, and what drew the images (the
+    estimators at their commits, or OpenCV's version for canny), to draw them again."""
+    assert p.card.control is not None
+    record: dict[str, Any] = {
+        "kind": p.card.control,
+        "controlnet": p.card.extra_repos["controlnet"][0],
+        "images": "given",
+    }
+    if draws_control_images(p.request):
+        record["images"] = "drawn from the video"
+        record["drawn_with"] = {
+            repo: locate_extra(repo).name for repo in ESTIMATORS[p.card.control]
+        } or {"opencv": importlib.metadata.version("opencv-python-headless")}
+    return record

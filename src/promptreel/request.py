@@ -153,7 +153,7 @@ class GenerationRequest(BaseModel):
     video: Path | None = Field(
         None,
         description="Video to transform, or to draw control images from with --control "
-        "(a local file).",
+        "(a local file, or a folder of images).",
     )
     control: Control | None = Field(
         None, description="Steer the video with control images of this kind (canny: edges)."
@@ -326,7 +326,7 @@ def input_at(request: GenerationRequest, path: str | os.PathLike[str]) -> str | 
     return None
 
 
-def extracting(request: GenerationRequest) -> bool:
+def draws_control_images(request: GenerationRequest) -> bool:
     """Whether promptreel draws the control images itself, from `video`."""
     return request.control is not None and request.control_video is None
 
@@ -336,10 +336,11 @@ def settle(
 ) -> Settings:
     """Check `request` against `card` and fill every unset value with the card's native one.
 
-    For a video-to-video model, the output by default keeps the input's frame count (up to the
-    card's), frame rate and orientation (the card's size, turned upright for a portrait clip).
-    With control images, it keeps all of their frames (up to the model's limit). `card` is the
-    one the request runs (`models.resolve.with_control`, `with_base`).
+    With an input video (to transform, or of control images), the output by default keeps its
+    frame rate and its shape: on a square model, the input's aspect ratio at as many pixels as
+    the card's; otherwise the card's size, turned upright for a portrait clip. It keeps the
+    input's frame count up to the card's (all of the control images': up to the model's
+    limit). `card` is the one the request runs (`models.resolve.with_control`, `with_base`).
     """
     family = card.family
     # 1. What the model takes: text, an image, a video
@@ -392,7 +393,7 @@ def settle(
         )
     seed = secrets.randbelow(2**32) if request.seed is None else request.seed
     _check_range("seed", seed, 0, MAX_SEED)
-    drawing = CONTROL_PARAMS.get(request.control or "", {}) if extracting(request) else {}
+    drawing = CONTROL_PARAMS.get(request.control or "", {}) if draws_control_images(request) else {}
     params = {
         **card.param_defaults,
         **(CONTROL_PARAM_DEFAULTS.get(request.control or "", {}) if drawing else {}),

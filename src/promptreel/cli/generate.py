@@ -167,7 +167,7 @@ def make_video(
                 )
             if output is not None and os.path.abspath(output) == os.path.abspath(save_control):
                 raise OutputError("--output and --save-control name the same file; give two")
-        elif not os.access(".", os.W_OK | os.X_OK):
+        if output is None and not os.access(".", os.W_OK | os.X_OK):
             raise OutputError(
                 f"the current folder {os.getcwd()!r} is not writable, and without --output the "
                 "video goes there; give --output PATH, or cd to a folder you can write to"

@@ -13,6 +13,7 @@ Where the numbers come from:
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from promptreel.models.card import ModelCard
@@ -105,6 +106,34 @@ ESTIMATORS: dict[str, tuple[str, ...]] = {
 # works offline from the first run.
 SHAPES_FOLDER = Path(__file__).resolve().parent.parent / "weights" / "shapes"
 _SHAPES_COMPONENTS = {"unet": 1_275_076, "vae": 1_250_759, "text_encoder": 145_536}
+
+_ANIMATEDIFF = ModelCard(
+    name="animatediff",
+    family=FAMILIES["AnimateDiffPipeline"],
+    repo_id=_ANIMATEDIFF_BASE,
+    # diffusers AnimateDiff guide: epiCRealism, 16 frames, guidance 7.5, 25 steps, DDIM
+    # with its settings; 512x512 is SD 1.5's size and 8 fps the pipeline docstring's rate.
+    width=512,
+    height=512,
+    num_frames=16,
+    fps=8,
+    num_inference_steps=25,
+    guidance_scale=7.5,
+    dtype="float16",
+    # an SD 1.5 fine-tune under SD's licence; the motion adapter itself is Apache-2.0
+    licence="creativeml-openrail-m",
+    variant=None,
+    scheduler="ddim",
+    scheduler_overrides=dict(_ANIMATEDIFF_DDIM),
+    # motion_max_seq_length=32 in the adapter's config: the sinusoidal position table of
+    # the motion modules has 32 rows, so more frames cannot run.
+    max_frames=32,
+    max_pixels=768 * 512,  # SD 1.5 was trained at 512^2; 768x512 still composes well
+    components={**_SD15_COMPONENTS, "motion_adapter": _MOTION_ADAPTER_PARAMETERS},
+    extra_repos=dict(_MOTION_ADAPTER),
+    takes_base=True,
+    description="AnimateDiff v1.5-2 motion adapter on epiCRealism (SD 1.5), 16 frames at 512px",
+)
 
 CARDS: tuple[ModelCard, ...] = (
     ModelCard(
@@ -360,55 +389,13 @@ CARDS: tuple[ModelCard, ...] = (
         },
         description="I2VGen-XL: image-and-text-to-video, 16 frames at 1280x704",
     ),
-    ModelCard(
-        name="animatediff",
-        family=FAMILIES["AnimateDiffPipeline"],
-        repo_id=_ANIMATEDIFF_BASE,
-        # diffusers AnimateDiff guide: epiCRealism, 16 frames, guidance 7.5, 25 steps, DDIM
-        # with its settings; 512x512 is SD 1.5's size and 8 fps the pipeline docstring's rate.
-        width=512,
-        height=512,
-        num_frames=16,
-        fps=8,
-        num_inference_steps=25,
-        guidance_scale=7.5,
-        dtype="float16",
-        # an SD 1.5 fine-tune under SD's licence; the motion adapter itself is Apache-2.0
-        licence="creativeml-openrail-m",
-        variant=None,
-        scheduler="ddim",
-        scheduler_overrides=dict(_ANIMATEDIFF_DDIM),
-        # motion_max_seq_length=32 in the adapter's config: the sinusoidal position table of
-        # the motion modules has 32 rows, so more frames cannot run.
-        max_frames=32,
-        max_pixels=768 * 512,  # SD 1.5 was trained at 512^2; 768x512 still composes well
-        components={**_SD15_COMPONENTS, "motion_adapter": _MOTION_ADAPTER_PARAMETERS},
-        extra_repos=dict(_MOTION_ADAPTER),
-        takes_base=True,
-        description="AnimateDiff v1.5-2 motion adapter on epiCRealism (SD 1.5), 16 frames at 512px",
-    ),
-    ModelCard(
+    _ANIMATEDIFF,
+    # the same base, adapter and sampler, restyling a clip instead
+    dataclasses.replace(
+        _ANIMATEDIFF,
         name="animatediff-v2v",
         family=FAMILIES["AnimateDiffVideoToVideoPipeline"],
-        repo_id=_ANIMATEDIFF_BASE,
-        # as animatediff: the same base, adapter and sampler, restyling a clip instead
-        width=512,
-        height=512,
-        num_frames=16,
-        fps=8,
-        num_inference_steps=25,
-        guidance_scale=7.5,
-        dtype="float16",
-        licence="creativeml-openrail-m",
-        variant=None,
-        scheduler="ddim",
-        scheduler_overrides=dict(_ANIMATEDIFF_DDIM),
-        max_frames=32,  # the adapter's 32 positions, as animatediff
-        max_pixels=768 * 512,
         param_defaults={"strength": 0.8},  # the pipeline's own
-        components={**_SD15_COMPONENTS, "motion_adapter": _MOTION_ADAPTER_PARAMETERS},
-        extra_repos=dict(_MOTION_ADAPTER),
-        takes_base=True,
         description="AnimateDiff video-to-video: restyles a clip with a prompt (SD 1.5 base)",
     ),
     ModelCard(

@@ -21,7 +21,6 @@ from ..device import DTYPES, check_offload
 from ..errors import InvalidRequest, ModelNotFound
 from .card import ModelCard
 from .model_index import check_model_index, read_model_index
-from .resolve import locate_extra
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class LoadOptions:
     dtype: str
     offload: str  # none | model | sequential | group
     compile: bool
-    parts: tuple[tuple[str, str], ...] = ()  # other repos loaded in: (argument, repo id)
+    parts: tuple[tuple[str, str], ...] = ()  # other repos loaded in: (argument, folder)
 
 
 @dataclass
@@ -150,12 +149,11 @@ def _from_pretrained(card: ModelCard, options: LoadOptions) -> Any:
     diffusers.utils.logging.disable_progress_bar()
     transformers.utils.logging.disable_progress_bar()
     dtype = DTYPES[options.dtype]
+    folders = dict(options.parts)
     extra = {}
-    for argument, (repo_id, class_name) in card.extra_repos.items():
+    for argument, (_, class_name) in card.extra_repos.items():
         cls = getattr(diffusers, class_name)
-        extra[argument] = cls.from_pretrained(
-            locate_extra(repo_id), dtype=dtype, use_safetensors=True
-        )
+        extra[argument] = cls.from_pretrained(folders[argument], dtype=dtype, use_safetensors=True)
     cls = getattr(diffusers, options.pipeline_class)
     try:
         return cls.from_pretrained(

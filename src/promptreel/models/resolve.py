@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import re
 from pathlib import Path
 
@@ -217,6 +218,37 @@ def locate(card: ModelCard) -> Path:
     assert snapshot is not None
     _check_weights(card, snapshot)
     return snapshot
+
+
+def check_components(card: ModelCard, folder: Path) -> None:
+    """Before loading: the folder has every component the pipeline takes that its
+    model_index.json names. A base fetched for AnimateDiff lacks the safety checker that
+    Text2Video-Zero's pipelines load, say."""
+    import diffusers  # seconds to import: not for `promptreel models`
+
+    init = getattr(diffusers, card.family.pipeline_class).__init__
+    taken = set(inspect.signature(init).parameters)
+    index = _read_json(folder / "model_index.json")
+    missing = [
+        name
+        for name, value in index.items()
+        if name in taken
+        and isinstance(value, list)
+        and any(v is not None for v in value)
+        and not (folder / name).is_dir()
+    ]
+    if not missing:
+        return
+    if card.local_path is not None:
+        fix = "give a folder with all of them"
+    else:
+        fix = f"run `promptreel download {card.base or card.name}` to fetch them"
+    raise ModelNotDownloaded(
+        f"{card.base or card.name} has no {', '.join(missing)} in {folder}, which "
+        f"{card.family.pipeline_class} loads; {fix}.",
+        argument="base" if card.base is not None else None,
+        value=card.base,
+    )
 
 
 def _check_weights(card: ModelCard, folder: Path) -> None:
