@@ -385,6 +385,14 @@ def test_models_show_says_what_a_model_takes(cli) -> None:
     assert pix2pix["control"] is None and pix2pix["base"] is None
     assert pix2pix["tasks"] == ["video-to-video"]
     assert "image_guidance_scale" in pix2pix["params"]
+    # on a terminal: the control kinds as indented tables, not one line of JSON
+    shown = cli("models", "show", "text2video-zero").out.splitlines()
+    assert "  kinds" in shown and "    canny" in shown
+    assert any(
+        line.split() == ["controlnet", "lllyasviel/control_v11p_sd15_canny"] for line in shown
+    )
+    listed = cli("models").out
+    assert any(line.split()[:2] == ["animatediff", "text+control"] for line in listed.splitlines())
 
 
 def test_a_portrait_control_video_makes_a_portrait_video(controls, workdir) -> None:

@@ -41,6 +41,7 @@ def models(
                 ("text", info["takes_text"]),
                 ("image", "image-to-video" in info["tasks"]),
                 ("video", "video-to-video" in info["tasks"]),
+                ("control", info["control"] is not None),
             )
             if used
         )

@@ -14,18 +14,21 @@ from rich.cells import cell_len, set_cell_size
 SHRINKS_TO = 12
 
 
-def print_fields(fields: dict[str, Any], *, width: int) -> None:
-    """One line a field. Values go through JSON, so that a record from an untrusted file cannot
-    put escape codes or line breaks on the terminal."""
+def print_fields(fields: dict[str, Any], *, width: int, indent: int = 0) -> None:
+    """One line a field; a field holding tables (a card's params, its control kinds) opens an
+    indented block of them. Values go through JSON, so that a record from an untrusted file
+    cannot put escape codes or line breaks on the terminal."""
     for key, value in fields.items():
+        name = " " * indent + json.dumps(str(key))[1:-1]
+        if isinstance(value, dict) and any(isinstance(v, dict) for v in value.values()):
+            print(name)
+            print_fields(value, width=width, indent=indent + 2)
+            continue
         if isinstance(value, str) and value.isprintable():
             shown = value
-        elif isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
-            # nested tables (a card's params): one indented line each
-            shown = "".join(f"\n  {k:<{width - 2}} {json.dumps(v)}" for k, v in value.items())
         else:
             shown = value if isinstance(value, int | float | bool) else json.dumps(value)
-        print(f"{json.dumps(str(key))[1:-1]:<{width}} {shown}")
+        print(f"{name:<{width}} {shown}")
 
 
 def count(n: float) -> str:

@@ -90,10 +90,11 @@ def rerun_request(job: Job) -> GenerationRequest:
     fields.update(record["parameters"], negative_prompt=record["negative_prompt"])
     if record.get("promptreel_record") == 1:  # before every field was in `parameters`
         fields.update(seed=record["seed"], scheduler=record["scheduler"]["name"])
-    card = CARDS_BY_NAME.get(record["model"]["name"])
+    model = record.get("model") or {}
+    card = CARDS_BY_NAME.get(model.get("name"))
     if "base" not in record["parameters"] and card is not None and card.takes_base:
         # made before --base: on the card's base of the day (animatediff's was SD 1.5 itself)
-        fields["base"] = record["model"]["repo_id"]
+        fields["base"] = model["repo_id"]
     return make_request(**fields)
 
 
