@@ -53,6 +53,7 @@ NOT_DEFAULT = {
     "control": "canny",
     "control_video": None,
     "params": {"eta": 0.5},
+    "lora": ["shapes-pink-cross:0.8"],
     "device": "cpu",
     "dtype": "float16",
     "offload": "model",
@@ -88,6 +89,8 @@ def test_the_cli_passes_every_field_on(cli, monkeypatch: pytest.MonkeyPatch) -> 
             args += [f"--param={k}={v}" for k, v in value.items()]
         elif value is True:
             args.append(flag)
+        elif isinstance(value, list):  # repeatable: one option an item
+            args += [arg for item in value for arg in (flag, item)]
         else:
             args += [flag, str(value)]
     assert cli("generate", *args).code == 0

@@ -33,8 +33,9 @@ from . import jsontext
 from .control.looks import control_fault
 from .device import DTYPES, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
+from .models import lora as lora_files
 from .models.card import ModelCard
-from .models.cards import ESTIMATORS
+from .models.cards import CARDS, ESTIMATORS
 from .models.cross_frame import anchor_to_first_frame
 from .models.load import (
     LoadOptions,
@@ -43,6 +44,7 @@ from .models.load import (
     set_memory_switches,
     unload,
 )
+from .models.lora import Lora
 from .models.resolve import (
     check_base,
     check_components,
@@ -100,6 +102,7 @@ class Prepared:
     image: Image.Image | None
     frames_in: np.ndarray | None
     parts: dict[str, Path]  # the other repos loaded with it (adapter, ControlNet): snapshots
+    loras: tuple[Lora, ...] = ()
     notes: tuple[str, ...] = ()  # what a user may not expect (input frames left out)
 
     @property
@@ -115,6 +118,7 @@ class Prepared:
         folder_card = self.card.local_path is not None and self.card.repo_id == self.card.local_path
         if folder_card and self.card.base is None:
             paths["model"] = os.path.abspath(self.card.local_path)
+        paths["lora"] = [lora.given for lora in self.loras]  # scales said, folders absolute
         return settled_request(self.request, self.settings).model_copy(update=paths)
 
 
@@ -137,6 +141,16 @@ def prepare(
         card = with_base(card, request.base, folders=folders)
     with about("control", request.control):
         card = with_control(card, request.control)
+    with about("lora", request.lora):
+        loras = tuple(lora_files.resolve(entry, folders=folders) for entry in request.lora)
+        if loras and not lora_files.can_load(card.family.pipeline_class):
+            takers = ", ".join(c.name for c in CARDS if lora_files.can_load(c.pipeline_class))
+            raise InvalidRequest(
+                f"{card.name} cannot load a LoRA ({card.family.pipeline_class} has no LoRA "
+                f"loader); remove --lora, or use a model that can: {takers}.",
+                argument="lora",
+                value=request.lora[0],
+            )
     with about("device", request.device):
         device = pick_device(request.device)
     with about("dtype", request.dtype):
@@ -166,6 +180,8 @@ def prepare(
         check_base(card, folder)
     with about("model", request.model):  # a base's missing parts name `base` themselves
         check_components(card, folder)
+    for lora in loras:
+        lora_files.check_fits(lora, folder)
     if draws_control_images(request):
         _check_estimators(card)
     if request.forward_chunking:
@@ -198,6 +214,7 @@ def prepare(
         image,
         frames_in,
         {argument: locate_extra(repo) for argument, (repo, _) in card.extra_repos.items()},
+        loras,
         notes,
     )
 
@@ -273,7 +290,7 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
     clock = _StageClock(report, timings)
     pipe.progress_bar = clock.progress_bar
     try:
-        with _torch_kernels():
+        with _torch_kernels(), lora_files.applied(pipe, list(p.loras)):
             output = pipe(**kwargs, generator=generator, output_type="np")
     except torch.OutOfMemoryError:
         unload()  # free what the failed job held, so the next one starts clean
@@ -525,6 +542,15 @@ def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:
             "base": p.settings.base,
         },
         "control": None if p.card.control is None else _control_record(p),
+        "loras": [
+            {
+                "lora": lora.ref,
+                "scale": lora.scale,
+                "file": lora.file.name,
+                "sha256": input_sha256(lora.file),
+            }
+            for lora in p.loras
+        ],
         # the request as settled, every field: `history rerun` makes the same video from it
         "parameters": recorded_parameters(p.settled),
         "pipeline_arguments": arguments,

@@ -166,6 +166,11 @@ class GenerationRequest(BaseModel):
     params: Params = Field(
         default_factory=dict, description="Model-specific settings (`promptreel models show`)."
     )
+    lora: list[str] = Field(
+        default_factory=list,
+        description="LoRA to load, LORA[:SCALE] (scale 1 by default): a name (`promptreel "
+        "loras`), a hub repo id, or a folder (not over HTTP).",
+    )
     device: Device = Field("auto", description="Where to run.")
     dtype: Dtype = Field(
         "auto", description="Weights' precision (auto: float32 on the CPU, the model's on a GPU)."
@@ -186,6 +191,12 @@ class GenerationRequest(BaseModel):
             alias = "an alias, " if info.field_name == "model" else ""
             raise ValueError(f"is empty; give {alias}a hub repo id or a folder")
         return model
+
+    @field_validator("lora", mode="before")
+    @classmethod
+    def _one_or_more(cls, lora: object) -> object:
+        # `lora="style:0.8"` in Python is one LoRA, not a list of characters
+        return [os.fspath(lora)] if isinstance(lora, str | os.PathLike) else lora
 
     @field_validator("prompt", "negative_prompt", mode="before")  # before: pydantic's own
     @classmethod  # check of the text would say less about bytes that are not UTF-8
@@ -229,6 +240,7 @@ class GenerateOptions(TypedDict, total=False):
     control: Control | None
     control_video: str | os.PathLike[str] | None
     params: dict[str, ParamValue]
+    lora: str | list[str]
     device: Device
     dtype: Dtype
     offload: Offload

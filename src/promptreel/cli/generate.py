@@ -77,6 +77,14 @@ def _option(name: str) -> tuple[Any, Any]:
             ],
             None,
         )
+    if name == "lora":
+        return (
+            Annotated[
+                list[str] | None,
+                typer.Option("--lora", metavar="LORA[:SCALE]", help=f"{help_text} Repeatable."),
+            ],
+            None,
+        )
     if name in INPUT_FILES:
         return Annotated[str | None, typer.Option(help=help_text)], None
     kind, optional = _plain_type(field.annotation)

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .show import count, print_fields
+from .show import count, print_fields, printable
 
 models_app = typer.Typer(help="List the models promptreel knows, or show one.")
 
@@ -106,3 +106,38 @@ def inspect(
         print(json.dumps(record, indent=2))
         return
     print_fields(record, width=20)
+
+
+def loras(
+    json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
+) -> None:
+    """List the LoRAs known by name: shipped with promptreel, or in the data folder's loras/."""
+    from .. import jsontext
+    from ..models.lora import SHIPPED, named_loras, user_loras
+
+    infos = []
+    for name, folder in named_loras().items():
+        try:
+            card = jsontext.loads((folder / "lora.json").read_text())
+        except (OSError, ValueError):
+            card = {}  # a LoRA made elsewhere: no card, still usable
+        base = card.get("base") if isinstance(card, dict) else None
+        infos.append(
+            {
+                "name": name,
+                "shipped": folder.parent == SHIPPED,
+                "base": base.get("model") if isinstance(base, dict) else None,
+                "trigger_words": card.get("trigger_words", []) if isinstance(card, dict) else [],
+                "path": str(folder),
+            }
+        )
+    if json_output:
+        print(json.dumps(infos, indent=2))
+        return
+    if not infos:
+        print(f"no named LoRAs yet; put one (a folder) in {user_loras()}", file=sys.stderr)
+        return
+    for info in infos:
+        where = "shipped" if info["shipped"] else info["path"]
+        words = ", ".join(info["trigger_words"])
+        print(f"{printable(info['name'])}  base {info['base'] or '?'}  {where}  {printable(words)}")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Cancelled, InvalidRequest, PromptreelError
+from ..models import lora as lora_files
 from ..models.resolve import CARDS_BY_NAME
 from ..request import GenerationRequest, make_request
 from ..video.read import input_sha256
@@ -86,6 +87,7 @@ def rerun_request(job: Job) -> GenerationRequest:
         fields["seed"] = job.seed
         return make_request(**fields)
     _check_inputs(job, fields, record.get("inputs") or {})
+    _check_loras(job, record)
     # the negative prompt as settled (a card's own, when none was given) is kept apart
     fields.update(record["parameters"], negative_prompt=record["negative_prompt"])
     if record.get("promptreel_record") == 1:  # before every field was in `parameters`
@@ -96,6 +98,23 @@ def rerun_request(job: Job) -> GenerationRequest:
         # made before --base: on the card's base of the day (animatediff's was SD 1.5 itself)
         fields["base"] = model["repo_id"]
     return make_request(**fields)
+
+
+def _check_loras(job: Job, record: dict[str, Any]) -> None:
+    """A LoRA by name or folder must still be the one the job used: a name may have been given
+    to other weights since."""
+    for noted in record.get("loras") or []:
+        try:
+            same = input_sha256(lora_files.resolve(noted["lora"]).file) == noted["sha256"]
+        except (PromptreelError, OSError):
+            same = False
+        if not same:
+            raise InvalidRequest(
+                f"job {job.id}'s LoRA {noted['lora']} is gone or has changed since; put the "
+                "original back, or generate anew.",
+                argument="lora",
+                value=noted["lora"],
+            )
 
 
 def _check_inputs(job: Job, fields: dict[str, Any], inputs: dict[str, Any]) -> None:

@@ -168,6 +168,7 @@ function formFields() {
     if (!field.name || field.type === "checkbox" || field.value.trim() === "") continue;
     if (field.type === "number") body[field.name] = field.valueAsNumber;
     else if (field.name === "params") body.params = parseParams(field.value);
+    else if (field.name === "lora") body.lora = field.value.split(",").map((l) => l.trim()).filter(Boolean);
     else body[field.name] = field.value;
   }
   return body;
