@@ -23,13 +23,22 @@ from promptreel.models.cards import SHAPES_FOLDER
 SMALL = {"num_frames": 4, "num_inference_steps": 2, "seed": 5, "history": False}
 
 
-def make_lora(folder: Path, unet_folder: Path, *, seed: int, rank: int = 4) -> Path:
-    """A LoRA on the attention projections of the UNet at `unet_folder`, saved as diffusers
-    saves one (`pytorch_lora_weights.safetensors`, `unet.` keys)."""
-    from diffusers import TextToVideoSDPipeline, UNet3DConditionModel
+def make_lora(
+    folder: Path,
+    component: Path,
+    *,
+    seed: int,
+    rank: int = 4,
+    model_class: str = "UNet3DConditionModel",
+    pipeline_class: str = "TextToVideoSDPipeline",
+) -> Path:
+    """A LoRA on the attention projections of the denoiser at `component` (a `unet` or
+    `transformer` folder), saved as diffusers saves one (`pytorch_lora_weights.safetensors`,
+    keys prefixed by the component's name)."""
+    import diffusers
     from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
 
-    unet = UNet3DConditionModel.from_pretrained(unet_folder)
+    model = getattr(diffusers, model_class).from_pretrained(component)
     config = LoraConfig(
         r=rank,
         lora_alpha=rank,
@@ -38,9 +47,10 @@ def make_lora(folder: Path, unet_folder: Path, *, seed: int, rank: int = 4) -> P
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        inject_adapter_in_model(config, unet)
-    state = get_peft_model_state_dict(unet)
-    TextToVideoSDPipeline.save_lora_weights(folder, unet_lora_layers=state)
+        inject_adapter_in_model(config, model)
+    state = get_peft_model_state_dict(model)
+    save = getattr(diffusers, pipeline_class).save_lora_weights
+    save(folder, **{f"{component.name}_lora_layers": state})
     return folder
 
 
@@ -227,3 +237,34 @@ def test_a_job_over_http_takes_a_lora_by_name(loras, promptreel_home) -> None:
         assert job["record"]["loras"][0]["scale"] == 0.5
         path = client.post("/v1/jobs", json={**body, "lora": [str(loras["one"])]})
         assert path.status_code == 422 and path.json()["argument"] == "lora"
+
+
+# a denoiser class and a pipeline that saves its LoRA, per family beyond the UNet3D's
+FAMILIES = {
+    "animatediff": ("UNet2DConditionModel", "AnimateDiffPipeline", {"height": 32, "width": 32}),
+    "cogvideox-2b": (
+        "CogVideoXTransformer3DModel", "CogVideoXPipeline",
+        {"height": 32, "width": 48, "num_frames": 9},
+    ),
+    "ltx-video": ("LTXVideoTransformer3DModel", "LTXPipeline",
+                  {"height": 32, "width": 64, "num_frames": 9}),
+    "wan2.1-t2v-1.3b": ("WanTransformer3DModel", "WanPipeline",
+                        {"height": 16, "width": 32, "num_frames": 5}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_every_family_that_can_load_a_lora_does(model, hub, tmp_path) -> None:
+    model_class, pipeline_class, size = FAMILIES[model]
+    folder = hub(model)
+    part = "unet" if model_class.startswith("UNet") else "transformer"
+    lora = make_lora(
+        tmp_path / "lora", folder / part, seed=4, model_class=model_class,
+        pipeline_class=pipeline_class,
+    )  # fmt: skip
+    options = {**SMALL, **size, "model": model}
+    plain = promptreel.generate("a kite", **options)
+    styled = promptreel.generate("a kite", lora=str(lora), **options)
+    after = promptreel.generate("a kite", **options)
+    assert not np.array_equal(plain.frames, styled.frames)
+    assert np.array_equal(plain.frames, after.frames)
