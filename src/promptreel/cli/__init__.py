@@ -18,7 +18,7 @@ import warnings
 import typer
 
 from ..errors import PromptreelError
-from . import generate, history, models, serve, training
+from . import finetune, generate, history, models, serve, training
 from .show import printable
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.add_typer(history.history_app, name="history")
 app.add_typer(training.data_app, name="data")
 app.add_typer(training.eval_app, name="eval")
 app.command()(training.train)
+app.command()(finetune.finetune)
 app.command()(serve.serve)
 
 DEBUG = os.environ.get("PROMPTREEL_DEBUG") == "1"
