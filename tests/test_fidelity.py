@@ -8,6 +8,7 @@ for `promptreel.generate` that renders the prompt (or renders it wrong).
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -16,10 +17,18 @@ import pytest
 from PIL import Image
 
 import promptreel
+from promptreel.errors import InvalidRequest
 from promptreel.eval import fidelity
 from promptreel.eval.fidelity import detect, evaluate, evaluate_ground_truth
 from promptreel.train import shapes
 from promptreel.video import Video
+
+WORLD = shapes.vocabulary("pink,cross")  # the shipped world and every opt-in concept
+NEW = [  # the combinations with pink or a cross (44)
+    combination
+    for combination in itertools.product(*WORLD, shapes.DIRECTIONS)
+    if {"pink", "cross"} & set(combination)
+]
 
 
 def clip(colour: str, shape: str, direction: str, seed: int = 0) -> shapes.Clip:
@@ -43,6 +52,48 @@ def test_detector_is_right_on_noisy_blurred_ground_truth() -> None:
     # Generated videos are soft and grainy: Gaussian noise of 10 (of 255) and a 1 px blur.
     result = evaluate_ground_truth(500, seed=1, noise=10.0, blur=1.0)
     assert_accurate(result)
+
+
+@pytest.mark.parametrize(("noise", "blur"), [(0.0, 0.0), (10.0, 1.0), (10.0, 2.0)])
+def test_detector_sees_every_new_concept_on_ground_truth(noise: float, blur: float) -> None:
+    """Pink and the cross, in every combination with the old concepts: all right, clean, and
+    noised and blurred as a generated video is (sigma 2: the detector's stated range)."""
+    rng = np.random.default_rng(int(blur * 10))
+    wrong = []
+    for colour, shape, direction in NEW:
+        truth = shapes.sample_clip(rng, colour=colour, shape=shape, direction=direction)
+        seen = detect(fidelity.degrade(shapes.render(truth), rng, noise=noise, blur=blur))
+        if seen.attributes() != {"colour": colour, "shape": shape, "direction": direction}:
+            wrong.append((truth, seen))
+    assert not wrong, f"{len(wrong)} of {len(NEW)} wrong: {wrong[:2]}"
+
+
+def test_detector_is_right_on_ground_truth_with_the_new_concepts() -> None:
+    # The world with pink and crosses drawn among the old: nothing old is taken for new.
+    result = evaluate_ground_truth(300, seed=2, noise=10.0, blur=1.0, with_="pink,cross")
+    assert_accurate(result, least=1.0)
+    with pytest.raises(InvalidRequest, match="`with` takes pink, cross"):
+        evaluate_ground_truth(10, with_="magenta")
+
+
+@pytest.mark.parametrize("colour", ["pink", "red", "purple", "white", "orange"])
+def test_pink_and_its_neighbours_stay_apart_dimmed_or_bright(colour: str) -> None:
+    """Pink's nearest colours, as a dim or bright generator draws them (x0.55 to x1.15)."""
+    frames = shapes.render(clip(colour, "square", "left", seed=4)).astype(float)
+    for gain in (0.55, 0.8, 1.15):
+        changed = np.clip(np.rint(frames * gain), 0, 255).astype(np.uint8)
+        assert detect(changed).colour == colour, gain
+
+
+def test_a_cross_with_a_corner_filled_is_no_cross() -> None:
+    truth = shapes.Clip("pink", "cross", "right", 18, 1.0, 20.0, 32.0)  # box rows 23-40
+    frames = shapes.render(truth)
+    assert detect(frames).shape == "cross"
+    assert detect(frames.transpose(0, 2, 1, 3)).shape == "cross"  # moving down
+    for t, frame in enumerate(frames):  # the top-left ninth of the box, moving with it
+        left = round(truth.x - 9 + truth.speed * t)
+        frame[23:29, left : left + 6] = shapes.EXTRA_COLOURS["pink"]
+    assert detect(frames).shape != "cross"
 
 
 @pytest.mark.parametrize("direction", shapes.DIRECTIONS)
@@ -72,8 +123,8 @@ def test_a_triangle_on_its_side_or_upside_down_is_no_triangle() -> None:
 
 
 def test_every_colour_and_shape_is_told_apart() -> None:
-    for colour in shapes.COLOURS:
-        for shape in shapes.SHAPES:
+    for colour in WORLD[0]:
+        for shape in WORLD[1]:
             seen = detect(shapes.render(clip(colour, shape, "down", seed=11)))
             assert (seen.colour, seen.shape) == (colour, shape)
 
@@ -225,3 +276,48 @@ def test_evaluate_refuses_a_prompt_it_cannot_score(
         evaluate("shapes", prompts=["a red circle moving up", "a cat on a sofa"], out_dir=tmp_path)
     assert calls == []  # refused before generating anything
     assert not (tmp_path / "fidelity.json").exists()
+
+
+def test_prompts_with_new_concepts_are_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = fidelity.canonical_prompts()
+    assert len(old) == 84 and not any("pink" in p or "cross" in p for p in old)
+    new = fidelity.canonical_prompts("pink,cross")
+    assert [shapes.parse_prompt(p) for p in new] == NEW  # each once, in the world's order
+    assert fidelity.canonical_prompts(["cross", "pink"]) == new
+    assert fidelity.canonical_prompts("pink") == [p for p in new if "cross" not in p]
+
+    calls: list = []
+    monkeypatch.setattr(promptreel, "generate", fake_generate(calls=calls), raising=False)
+    result = evaluate("shapes", with_="pink,cross", seed=3, out_dir=tmp_path / "new")
+    assert result["count"] == 44 and result["with"] == ["pink", "cross"]
+    assert result["accuracy"] == {"colour": 1.0, "shape": 1.0, "direction": 1.0, "joint": 1.0}
+    assert [call["prompt"] for call in calls] == new
+    assert json.loads((tmp_path / "new" / "fidelity.json").read_text())["count"] == 44
+    # The 84 are what they were, the new prompts on seeds of their own.
+    calls.clear()
+    assert evaluate("shapes", seed=3, out_dir=tmp_path / "old")["with"] == []
+    assert [call["prompt"] for call in calls] == old
+    with pytest.raises(ValueError, match="not both"):
+        evaluate("shapes", prompts=old[:2], with_="pink", out_dir=tmp_path / "both")
+
+
+def test_eval_fidelity_command_takes_new_concepts(
+    cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A model that draws every pink shape red: colour is wrong on the 16 pink prompts.
+    def reddening(prompt: str, *, model: str, seed: int, **options: object) -> Video:
+        return fake_generate()(prompt.replace("pink", "red"), model=model, seed=seed)
+
+    monkeypatch.setattr(promptreel, "generate", reddening, raising=False)
+    made = cli("eval", "fidelity", "--with", "pink,cross", "--out", "fid")
+    assert made.code == 0, made.err
+    lines = dict(line.split(maxsplit=1) for line in made.out.splitlines()[:4])
+    assert lines == {"colour": "63.6%", "shape": "100.0%", "direction": "100.0%", "joint": "63.6%"}
+    rows = json.loads((workdir / "fid" / "fidelity.json").read_text())["rows"]
+    assert len(rows) == 44
+    assert {r["detected"]["colour"] for r in rows if not r["correct"]["colour"]} == {"red"}
+    refused = cli("eval", "fidelity", "--with", "magenta", "--out", "fid2")
+    assert refused.code == 1 and refused.err.startswith("InvalidRequest: `with` takes pink")
+    assert not (workdir / "fid2").exists()

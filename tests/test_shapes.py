@@ -3,6 +3,7 @@ folder that round-trips through the disk, the same for a seed."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -18,6 +19,9 @@ from promptreel.train.shapes import (
     CAPTION_TEMPLATES,
     COLOURS,
     DIRECTIONS,
+    EXTRA_COLOURS,
+    EXTRA_SHAPES,
+    EXTRAS,
     FPS,
     FRAMES,
     SHAPES,
@@ -29,17 +33,24 @@ from promptreel.train.shapes import (
     read_dataset,
     render,
     sample_clip,
+    vocabulary,
     write_dataset,
 )
-from promptreel.video import read_video
+from promptreel.video import Video, read_video
 
 STEP = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-FILL = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5}
+FILL = {"circle": np.pi / 4, "square": 1.0, "triangle": 0.5, "cross": 5 / 9}
+WORLD = vocabulary("pink,cross")  # the shipped world and every opt-in concept
+NEW = [  # the combinations with pink or a cross (44)
+    combination
+    for combination in itertools.product(*WORLD, DIRECTIONS)
+    if {"pink", "cross"} & set(combination)
+]
 
 
-def random_clips(count: int, seed: int = 0) -> list[Clip]:
+def random_clips(count: int, seed: int = 0, with_: str = "") -> list[Clip]:
     rng = np.random.default_rng(seed)
-    return [sample_clip(rng) for _ in range(count)]
+    return [sample_clip(rng, with_=with_) for _ in range(count)]
 
 
 def test_the_world_is_as_specified() -> None:
@@ -55,6 +66,71 @@ def test_the_world_is_as_specified() -> None:
     assert SHAPES == ("circle", "square", "triangle")
     assert DIRECTIONS == ("left", "right", "up", "down")
     assert (FRAMES, SIDE, FPS) == (16, 64, 8)
+    # Opt-in (issue 18): kept out of COLOURS and SHAPES, which random draws iterate.
+    assert EXTRA_COLOURS == {"pink": (250, 120, 190)}
+    assert EXTRA_SHAPES == ("cross",)
+    assert EXTRAS == ("pink", "cross")
+    assert len(NEW) == 44
+
+
+# ---------------------------------------------------------------------------------------------
+# The shipped world, bit for bit: the shipped model's datasets are rebuilt from their seeds
+
+
+def dataset_digest(folder: Path, monkeypatch: pytest.MonkeyPatch, **options: object) -> str:
+    """SHA-256 of everything `write_dataset` makes from its arguments: each video's name,
+    frames, fps and record, in order, and metadata.jsonl. Encoding is skipped (PyAV's work, the
+    same bytes for the same frames) so that the test stays fast."""
+    digest = hashlib.sha256()
+
+    def save(video: Video, path: Path, **kwargs: object) -> Path:
+        digest.update(Path(path).name.encode())
+        digest.update(video.frames.tobytes())
+        digest.update(json.dumps([video.fps, video.record], sort_keys=True).encode())
+        Path(path).write_bytes(b"")
+        return Path(path)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Video, "save", save)
+        write_dataset(folder, **options)
+    digest.update((folder / "metadata.jsonl").read_bytes())
+    return digest.hexdigest()
+
+
+# Computed with the code before pink and cross existed (commit 5487295). 200 clips cross two
+# rounds of 84; the whole shipped datasets (4032 clips, `data_seed = 0`, spread 1 for
+# configs/shapes.toml and 0 for configs/shapes-centred.toml) were checked the same way once:
+# b2d15f74... and 47bd9fe9..., unchanged.
+SHIPPED_WORLD_DIGESTS = {
+    1.0: "593d872d6fb86dba0f5d4b8b1ed9b653c4acb9cb03e59225d6c73d54317ce41b",
+    0.0: "d395743e541bad2f9867d21886d135c619b7651bb027e87ca0f394adef479e17",
+}
+
+
+@pytest.mark.parametrize("spread", SHIPPED_WORLD_DIGESTS)
+def test_the_shipped_recipe_renders_the_same_datasets(
+    spread: float, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = dataset_digest(tmp_path / "a", monkeypatch, count=200, seed=0, spread=spread)
+    assert made == SHIPPED_WORLD_DIGESTS[spread]
+    # Asking for no extras, in any form, is not asking.
+    for nothing in ((), "", [], [""], " , "):
+        assert shapes.asked_extras(nothing) == ()
+        assert vocabulary(nothing) == (tuple(COLOURS), SHAPES)
+    made = dataset_digest(tmp_path / "b", monkeypatch, count=200, seed=0, spread=spread, with_="")
+    assert made == SHIPPED_WORLD_DIGESTS[spread]
+
+
+def test_random_clips_and_captions_are_the_same_as_before() -> None:
+    """`sample_clip` and `caption` draw as they did (the detector's ground truth uses them)."""
+    digest = hashlib.sha256()
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        clip = sample_clip(rng)
+        digest.update(repr(clip).encode())
+        digest.update(caption(clip, rng).encode())
+    # Computed with the code before pink and cross existed (commit 5487295).
+    assert digest.hexdigest() == "7a2a1f969d696aac88e9b1436d657f25c9d9c9be4ceabd743deaba4a0b9f198c"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,11 +145,14 @@ def test_render_is_uint8_frames_and_deterministic() -> None:
     assert render(clip, frames=4, side=32).shape == (4, 32, 32, 3)
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_pixels_match_the_attributes(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "with_"), [(0, ""), (1, ""), (2, ""), (3, "pink,cross")])
+def test_pixels_match_the_attributes(seed: int, with_: str) -> None:
     """Colour, shape, motion and size, measured from the pixels of random clips."""
-    for clip in random_clips(40, seed):
-        rgb = np.asarray(COLOURS[clip.colour], float)
+    clips = random_clips(40, seed, with_)
+    if with_:  # every new colour and shape among them
+        assert {"pink", "cross"} <= {c.colour for c in clips} | {c.shape for c in clips}
+    for clip in clips:
+        rgb = np.asarray({**COLOURS, **EXTRA_COLOURS}[clip.colour], float)
         frames = render(clip).astype(float)
         # Anti-aliased against black: each pixel is the colour times the pixel's coverage.
         coverage = frames.sum(-1) / rgb.sum()
@@ -118,6 +197,20 @@ def test_pixels_match_the_attributes(seed: int) -> None:
         assert steps == pytest.approx(np.full(FRAMES - 1, clip.speed), abs=0.07), clip
 
 
+def test_a_cross_is_a_plus_sign_filling_its_box() -> None:
+    """Arms a third of the size thick, reaching the box's four edges; on whole pixels here
+    (size 18 centred on (32, 32): the box is [23, 41), the arms [29, 35)), so no pixel is mixed."""
+    frame = render(Clip("pink", "cross", "right", 18, 1.0, 32.0, 32.0), frames=1)[0]
+    arm = np.zeros(SIDE, bool)
+    arm[29:35] = True
+    box = np.zeros(SIDE, bool)
+    box[23:41] = True
+    inside = (arm[:, None] & box[None, :]) | (box[:, None] & arm[None, :])
+    assert np.array_equal(frame[inside], np.tile((250, 120, 190), (inside.sum(), 1)))
+    assert not frame[~inside].any()
+    assert inside.sum() == 18 * 18 - 4 * 6 * 6  # 5/9 of the box
+
+
 def test_sub_pixel_motion_is_smooth() -> None:
     """A quarter-pixel move changes the edge pixels, not nothing and not a whole column."""
     base = Clip("white", "square", "right", 16, 0.25, 20.0, 32.0)
@@ -141,6 +234,35 @@ def test_sample_clip_draws_the_whole_range_and_keeps_what_is_given() -> None:
     assert (clip.colour, clip.shape, clip.direction) == ("orange", "triangle", "up")
     with pytest.raises(ValueError, match="`colour` must be one of"):
         sample_clip(rng, colour="black")
+
+
+def test_new_concepts_are_drawn_only_when_asked() -> None:
+    # Asked: every colour and shape of the wider world, drawn alike.
+    clips = random_clips(2000, seed=11, with_="pink,cross")
+    assert {c.colour for c in clips} == {*COLOURS, "pink"}
+    assert {c.shape for c in clips} == {*SHAPES, "cross"}
+    assert sum(c.colour == "pink" for c in clips) == pytest.approx(2000 / 8, rel=0.25)
+    assert {c.shape for c in random_clips(500, seed=1, with_="cross")} == {*SHAPES, "cross"}
+    assert {c.colour for c in random_clips(500, seed=1, with_=["cross"])} == set(COLOURS)
+    # Named outright, a new concept needs no asking; nor does rendering it.
+    rng = np.random.default_rng(0)
+    clip = sample_clip(rng, colour="pink", shape="cross", direction="up")
+    assert (clip.colour, clip.shape, clip.direction) == ("pink", "cross", "up")
+    assert render(clip).any()
+
+
+def test_vocabulary_takes_names_in_any_form_and_refuses_others() -> None:
+    assert vocabulary() == (tuple(COLOURS), SHAPES)
+    for same in ("pink,cross", "cross, pink", ["cross", "pink"], ["pink", "cross,pink"]):
+        assert vocabulary(same) == ((*COLOURS, "pink"), (*SHAPES, "cross"))
+        assert shapes.asked_extras(same) == ("pink", "cross")
+    assert vocabulary("pink") == ((*COLOURS, "pink"), SHAPES)
+    for bad in ("purple", "pink,crosses", "all", ["pink", 3]):
+        with pytest.raises(InvalidRequest, match="`with`") as error:
+            vocabulary(bad)
+        assert error.value.argument == "with"
+    with pytest.raises(InvalidRequest, match=r"takes pink, cross .* not 'purple'"):
+        sample_clip(np.random.default_rng(0), with_="purple")
 
 
 def test_spread_narrows_the_start_around_a_centred_path() -> None:
@@ -195,7 +317,7 @@ def test_caption_words_are_unambiguous() -> None:
     is also a colour or a direction, would make captions lie to the model."""
     words = [w for synonyms in shapes.SHAPE_WORDS.values() for w in synonyms]
     assert len(words) == len(set(words))
-    assert set(words).isdisjoint({*COLOURS, *DIRECTIONS})
+    assert set(words).isdisjoint({*COLOURS, *EXTRA_COLOURS, *DIRECTIONS})
     assert all(synonyms[0] == shape for shape, synonyms in shapes.SHAPE_WORDS.items())
     assert {"ball", "disc", "dot"} <= set(shapes.SHAPE_WORDS["circle"])
     assert {"box", "block"} <= set(shapes.SHAPE_WORDS["square"])
@@ -207,7 +329,7 @@ def test_caption_words_are_unambiguous() -> None:
 
 @pytest.mark.parametrize("template", CAPTION_TEMPLATES)
 def test_every_template_with_every_word_parses(template: str) -> None:
-    for colour, shape, direction in itertools.product(COLOURS, SHAPES, DIRECTIONS):
+    for colour, shape, direction in itertools.product(*WORLD, DIRECTIONS):
         for text in fillings(template, colour, shape, direction):
             assert parse_prompt(text) == (colour, shape, direction), text
 
@@ -218,7 +340,7 @@ def test_random_captions_parse_and_use_every_template() -> None:
     ]
     used: set[int] = set()
     rng = np.random.default_rng(5)
-    for clip in random_clips(3000, seed=5):
+    for clip in random_clips(3000, seed=5) + random_clips(500, seed=6, with_="pink,cross"):
         text = caption(clip, rng)
         assert parse_prompt(text) == (clip.colour, clip.shape, clip.direction), text
         matches = {i for i, p in enumerate(patterns) if p.match(text)}
@@ -232,7 +354,7 @@ def test_canonical_caption_is_one_of_the_forms_and_always_parses() -> None:
     clip = Clip("red", "circle", "right", 16, 1.5, 20.0, 30.0)
     assert canonical_caption(clip) == "a red circle moving right"
     assert "a red circle moving right" in {caption(clip, rng) for _ in range(500)}
-    for colour, shape, direction in itertools.product(COLOURS, SHAPES, DIRECTIONS):
+    for colour, shape, direction in itertools.product(*WORLD, DIRECTIONS):
         text = canonical_caption(Clip(colour, shape, direction, 16, 1.5, 32.0, 32.0))
         assert text == f"a {colour} {shape} moving {direction}"
         assert parse_prompt(text) == (colour, shape, direction)
@@ -250,6 +372,11 @@ def test_canonical_caption_is_one_of_the_forms_and_always_parses() -> None:
         ("a green block moving from the left side to the right", ("green", "square", "right")),
         ("a white dot heading towards the bottom of the frame", ("white", "circle", "down")),
         ("an orange triangle moving left-to-right", ("orange", "triangle", "right")),
+        ("a pink cross moving up", ("pink", "cross", "up")),
+        ("two pink crosses moving up", None),  # "crosses" is read as the verb, not the shape
+        ("a red ball crosses the frame from left to right", ("red", "circle", "right")),
+        ("a pink and red circle moving left", None),  # two colours
+        ("a red cross-shaped box moving down", None),  # two shapes
         ("a red ball", None),  # no direction
         ("a ball moving right", None),  # no colour
         ("a red thing moving right", None),  # no shape
@@ -300,6 +427,58 @@ def test_dataset_is_the_same_for_a_seed(tmp_path: Path) -> None:
         frames_a, _ = read_video(tmp_path / "a" / row["file"])
         frames_b, _ = read_video(tmp_path / "b" / row["file"])
         assert np.array_equal(frames_a, frames_b)
+
+
+def test_a_dataset_with_new_concepts_mixes_them_with_the_old(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Balanced over the wider world: 128 clips hold every combination once, 44 of them new.
+    digest = dataset_digest(tmp_path / "a", monkeypatch, count=128, seed=3, with_="pink,cross")
+    rows = read_dataset(tmp_path / "a")
+    combinations = [(r["colour"], r["shape"], r["direction"]) for r in rows]
+    assert sorted(combinations) == sorted(itertools.product(*WORLD, DIRECTIONS))
+    assert sum(c in NEW for c in combinations) == 44
+    assert all(parse_prompt(r["caption"]) == c for r, c in zip(rows, combinations, strict=True))
+    # The order the concepts are named in is no part of the dataset.
+    again = dataset_digest(tmp_path / "b", monkeypatch, count=128, seed=3, with_=["cross", "pink"])
+    assert again == digest
+    assert dataset_digest(tmp_path / "c", monkeypatch, count=128, seed=3) != digest
+
+    # The files, for real: each video is the clip its row describes, its record names the extras.
+    write_dataset(tmp_path / "real", count=6, seed=4, with_="pink,cross")
+    for row in read_dataset(tmp_path / "real"):
+        clip = Clip(**{key: row[key] for key in asdict(random_clips(1)[0])})
+        frames, _ = read_video(tmp_path / "real" / row["file"])
+        assert np.abs(frames.astype(int) - render(clip).astype(int)).mean() < 1.5, row
+        record = json.loads((tmp_path / "real" / (row["file"] + ".json")).read_text())
+        assert record["dataset"]["with"] == ["pink", "cross"]
+    with pytest.raises(InvalidRequest, match="`with` takes pink, cross"):
+        write_dataset(tmp_path / "refused", count=2, seed=0, with_="magenta")
+    assert not (tmp_path / "refused").exists()
+
+
+def test_data_shapes_command_takes_new_concepts(cli, workdir: Path) -> None:
+    made = cli("data", "shapes", "ds", "--count", "12", "--with", "pink,cross", "--spread", "0")
+    assert made.code == 0, made.err
+    rows = read_dataset(workdir / "ds")
+    assert {"pink", "cross"} & {value for r in rows for value in (r["colour"], r["shape"])}
+    for row in rows:  # spread 0: every path centred in the frame
+        dx, dy = STEP[row["direction"]]
+        travel = row["speed"] * (FRAMES - 1)
+        centre = (row["x"] + dx * travel / 2, row["y"] + dy * travel / 2)
+        assert centre == pytest.approx((SIDE / 2, SIDE / 2), abs=0.01)
+    # Repeated, in another order: the same dataset.
+    repeated = cli("data", "shapes", "ds2", "--count", "12", "--with", "cross", "--with", "pink")
+    assert repeated.code == 0, repeated.err
+    assert read_dataset(workdir / "ds2") != rows  # spread 1, the default
+    write_dataset(workdir / "ds3", count=12, seed=0, with_="pink,cross")
+    assert read_dataset(workdir / "ds2") == read_dataset(workdir / "ds3")
+    refused = cli("data", "shapes", "ds4", "--count", "2", "--with", "magenta")
+    assert refused.code == 1
+    assert refused.err.strip() == (
+        "InvalidRequest: `with` takes pink, cross (the concepts outside the shipped world),"
+        " not 'magenta'"
+    )
 
 
 def test_dataset_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

@@ -11,17 +11,34 @@ import typer
 data_app = typer.Typer(help="Make training data.", no_args_is_help=True)
 eval_app = typer.Typer(help="Measure what a model makes.", no_args_is_help=True)
 
+# `--with` on both commands: the same names (the shapes world's opt-in concepts), the same form.
+WITH_HELP = "Concepts the shipped model never saw: pink, cross (comma-separated or repeated). {}"
+
 
 @data_app.command("shapes")
 def data_shapes(
     out: Annotated[Path, typer.Argument(help="New folder: videos/*.mp4 and metadata.jsonl.")],
     count: Annotated[int, typer.Option(help="Clips to render.")] = 1000,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same data.")] = 0,
+    spread: Annotated[
+        float, typer.Option(help="Where clips start: 1 = anywhere, 0 = every path centred.")
+    ] = 1.0,
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            metavar="NAMES",
+            help=WITH_HELP.format(
+                "The clips mix them with the shipped world's (pink,cross: 44 of every 128 clips"
+                " have one)."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Render the shapes world: one shape moving on black, with captions."""
     from ..train.shapes import write_dataset
 
-    write_dataset(out, count=count, seed=seed)
+    write_dataset(out, count=count, seed=seed, spread=spread, with_=with_ or ())
     print(out)
 
 
@@ -35,18 +52,34 @@ def eval_fidelity(
     out: Annotated[Path, typer.Option(help="Folder for the contact sheet and results.")] = Path(
         "fidelity"
     ),
+    with_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--with",
+            metavar="NAMES",
+            help=WITH_HELP.format(
+                "Scores every prompt with one of them instead of the 84 (pink,cross: 44)."
+            ),
+        ),
+    ] = None,
 ) -> None:
-    """Generate all 84 shapes prompts and score colour, shape and direction with a detector."""
+    """Generate all 84 shapes prompts and score colour, shape and direction with a detector.
+
+    With --with pink,cross: every prompt with pink or a cross instead.
+    """
     from rich.progress import Progress
 
     from ..eval.fidelity import evaluate
     from ..request import DEFAULT_MODEL
+    from ..train.shapes import asked_extras
 
+    asked_extras(with_ or ())  # refuses an unknown name before anything is written
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("videos", total=None)
         result = evaluate(
             DEFAULT_MODEL if model is None else model,
+            with_=with_ or (),
             seed=seed,
             per_combination=per_combination,
             num_inference_steps=num_inference_steps,

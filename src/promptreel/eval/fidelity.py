@@ -16,28 +16,40 @@ blind spots. It reads one clip in five steps:
                     (peak below 40, or a component under a quarter of the clip's median area)
                     are ignored
     3. colour       the median RGB of the brighter half of the mask over all frames, matched to
-                    the palette colour whose segment from the background (a shape mixed with
-                    it, from half to 1.2 times its palette brightness) passes nearest in RGB:
+                    the palette colour (the shipped world's seven and pink) whose segment from
+                    the background (a shape mixed with it, from half to 1.2 times its palette
+                    brightness) passes nearest in RGB:
                     blur and a dim generator darken a colour along that segment, and plain RGB
                     distance would then call a dim yellow orange (CIELAB is no better: blue and
                     purple are 29 apart there)
     4. direction    a Theil-Sen slope (median of pairwise slopes) of the mask's centroid along x
                     and y; the larger axis and its sign give the direction. A shape moving less
                     than a quarter pixel a frame (on a 64 px frame) has no direction
-    5. shape        the median, over frames, of the opened mask's fill ratio in its bounding
-                    box (circle pi/4, square 1, triangle 1/2) and of the share of its area in
-                    the top half of the box (1/2 for a circle or square, 1/4 for a triangle
-                    pointing up): a top share under 0.45 is a triangle, else a fill of 0.87
-                    or more a square, else a circle
+    5. shape        the median, over frames, of three measures of the opened mask in its
+                    bounding box: the fill ratio (circle pi/4, square 1, triangle 1/2, cross
+                    5/9), the share of its area in the top half of the box (1/2 for a circle,
+                    square or cross, 1/4 for a triangle pointing up) and the corner fill, how
+                    full the fullest of the box's four corner ninths is (a cross's are empty; a
+                    circle's are 0.5-0.7 full, a triangle's bottom two and a square's all
+                    full): a fill ratio and corner fill adding up to less than 1.18 is a cross
+                    (5/9 + 0 drawn sharp; a circle's add up to 1.2-1.6), else a top share
+                    under 0.45 a triangle, else a fill of 0.87 or more a square, else a circle
 
 An attribute it cannot measure (no shape found; no motion) is None, which never matches a prompt.
 Lengths are stated for the 64 px frames of the shapes world and scale with the frame; below
-about 48 px the 3x3 steps are coarse for a 14 px shape and shape accuracy drops (91 % at 32 px).
+about 48 px the 3x3 steps are coarse for a 14 px shape and shape accuracy drops (91 % at 32 px;
+there a cross's arms are 2-4 px thick, and the opening erases them: 46 % of clips with pink or a
+cross right, against 98 % at 48 px).
+
+The detector always knows the whole world, the opt-in concepts (`shapes.EXTRAS`: pink, cross)
+included, so a model that draws pink for "red" is wrong whichever prompts are measured.
 
 `evaluate` generates a fixed, seeded set of prompts with a model, runs the detector on every
 video, and returns per-attribute and joint accuracy; it writes a contact sheet (one row of frames
-per video, marked right or wrong per attribute) and the results as JSON. `evaluate_ground_truth`
-runs the same detector on rendered clips, where it must be right at least 99 % of the time.
+per video, marked right or wrong per attribute) and the results as JSON. The prompts are the
+shipped world's 84 unless asked: `with_=("pink", "cross")` (`eval fidelity --with pink,cross`)
+measures instead every prompt that has one of those concepts (44). `evaluate_ground_truth` runs
+the same detector on rendered clips, where it must be right at least 99 % of the time.
 """
 
 from __future__ import annotations
@@ -46,7 +58,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -86,9 +98,16 @@ BORDER = 2  # px of border ring on a 64 px frame
 # circle pi/4, square 1, triangle 1/2 and top shares 1/2, 1/2, 1/4. Measured on rendered clips
 # (sizes 14-22) blurred by sigma 0 to 2.5 px: triangles' top share 0.30-0.44, circles' and
 # squares' 0.48-0.52; circles' fill 0.75-0.86, squares' 0.88-0.99 up to sigma 2 (0.83 at 2.5).
-# The top share is tested first because blur moves it least.
+# Of these two, the top share is tested first because blur moves it least.
 TRIANGLE_TOP_SHARE = 0.45  # below: wider at the bottom, a triangle
 SQUARE_FILL = 0.87  # at or above (and not a triangle): fills its box, a square
+# A cross is tested first, as its top share (0.46-0.54) comes near a triangle's. Its corner
+# ninths are empty, but blur fills in its four inner corners, which touch them: its corner fill
+# (see `_box_features`) reaches 0.45 at sigma 2 where a circle's is 0.47-0.76, too close for one
+# threshold. The fill ratio rises with it, so their sum tells them apart: on rendered clips with
+# noise 10 and blur up to sigma 2, crosses 0.54-1.12, circles 1.23-1.60, triangles 1.49-1.79,
+# squares 1.68-2.00 (sigma 2.5 brings crosses to 1.37 and circles to 1.30: they overlap).
+CROSS_FILL_SUM = 1.18  # fill ratio + corner fill below this: a box with empty corners, a cross
 
 # Contact sheet layout, in pixels.
 TILE = 64  # frames are scaled to this height
@@ -103,8 +122,9 @@ _DIM_TEXT = (150, 150, 150)
 _RIGHT = (70, 200, 90)
 _WRONG = (230, 60, 60)
 
-_PALETTE_NAMES = tuple(shapes.COLOURS)
-_PALETTE = np.array([shapes.COLOURS[name] for name in _PALETTE_NAMES], dtype=np.float64)
+_COLOURS = {**shapes.COLOURS, **shapes.EXTRA_COLOURS}
+_PALETTE_NAMES = tuple(_COLOURS)
+_PALETTE = np.array([_COLOURS[name] for name in _PALETTE_NAMES], dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -118,6 +138,7 @@ class Detection:
     colour_distance: float | None  # RGB distance to the nearest palette colour
     fill_ratio: float | None  # mask area / bounding-box area, median over frames
     top_share: float | None  # share of the mask in the top half of its box, median over frames
+    corner_fill: float | None  # fill of the fullest corner ninth of its box, median over frames
     displacement: tuple[float, float] | None  # px a frame, (x to the right, y downwards)
     mask_area: tuple[int, ...]  # px per frame; 0 where the frame was ignored
     valid_frames: int  # frames with a clear shape
@@ -190,7 +211,7 @@ def detect(frames: np.ndarray) -> Detection:
     valid = np.flatnonzero(keep)
     mask_area = tuple(int(a) for a in areas)
     if len(valid) == 0:
-        return Detection(None, None, None, None, None, None, None, None, mask_area, 0)
+        return Detection(None, None, None, None, None, None, None, None, None, mask_area, 0)
 
     # 3. Colour: the bright half of each mask, where blur has not mixed in the background.
     core = []
@@ -218,11 +239,14 @@ def detect(frames: np.ndarray) -> Detection:
             else:
                 direction = "down" if velocity_y > 0 else "up"
 
-    # 5. Shape: fill ratio and top-heaviness of the mask in its bounding box.
-    fills, tops = zip(*(_box_features(masks[i]) for i in valid), strict=True)
+    # 5. Shape: fill ratio, top-heaviness and corners of the mask in its bounding box.
+    fills, tops, corners = zip(*(_box_features(masks[i]) for i in valid), strict=True)
     fill_ratio = float(np.median(fills))
     top_share = float(np.median(tops))
-    if top_share < TRIANGLE_TOP_SHARE:
+    corner_fill = float(np.median(corners))
+    if fill_ratio + corner_fill < CROSS_FILL_SUM:
+        shape = "cross"
+    elif top_share < TRIANGLE_TOP_SHARE:
         shape = "triangle"
     elif fill_ratio >= SQUARE_FILL:
         shape = "square"
@@ -237,6 +261,7 @@ def detect(frames: np.ndarray) -> Detection:
         colour_distance=float(gaps.min()),
         fill_ratio=fill_ratio,
         top_share=top_share,
+        corner_fill=corner_fill,
         displacement=displacement,
         mask_area=mask_area,
         valid_frames=len(valid),
@@ -322,8 +347,9 @@ def _theil_sen(times: np.ndarray, values: np.ndarray) -> float:
     return float(np.median(slopes))
 
 
-def _box_features(mask: np.ndarray) -> tuple[float, float]:
-    """(area / bounding-box area, share of the area in the top half of the box) of a mask.
+def _box_features(mask: np.ndarray) -> tuple[float, float, float]:
+    """(area / bounding-box area, share of the area in the top half of the box, fill of the
+    fullest corner ninth of the box) of a mask.
 
     The mask is opened (eroded, then dilated, by a 3x3 square) first: a noisy edge grows
     one-pixel spurs that widen the box but hardly add area, and would make a square look round.
@@ -342,7 +368,18 @@ def _box_features(mask: np.ndarray) -> tuple[float, float]:
     half = len(per_row) / 2
     whole = int(half)
     upper = per_row[:whole].sum() + (half - whole) * (per_row[whole] if whole < len(per_row) else 0)
-    return float(area / box), float(upper / area)
+    # The box in thirds each way, a pixel in the third its centre falls in: the corner ninths.
+    inside = mask[top : bottom + 1, int(cols[0]) : int(cols[-1]) + 1]
+    ys = (np.arange(inside.shape[0]) + 0.5) / inside.shape[0]
+    xs = (np.arange(inside.shape[1]) + 0.5) / inside.shape[1]
+    corner = 1.0  # a box under 3 px either way has no corners to speak of: no cross
+    if min(inside.shape) >= 3:
+        corner = max(
+            float(inside[np.ix_(rows_in, cols_in)].mean())
+            for rows_in in (ys < 1 / 3, ys > 2 / 3)
+            for cols_in in (xs < 1 / 3, xs > 2 / 3)
+        )
+    return float(area / box), float(upper / area), corner
 
 
 def _open3(mask: np.ndarray) -> np.ndarray:
@@ -366,21 +403,29 @@ def _open3(mask: np.ndarray) -> np.ndarray:
 
 
 def evaluate_ground_truth(
-    n: int = 500, seed: int = 0, *, noise: float = 0.0, blur: float = 0.0
+    n: int = 500,
+    seed: int = 0,
+    *,
+    noise: float = 0.0,
+    blur: float = 0.0,
+    with_: str | Iterable[str] = (),
 ) -> dict[str, Any]:
     """Run the detector on `n` rendered clips (`shapes.sample_clip`, `shapes.render`).
 
     `noise` adds Gaussian noise of that standard deviation (0..255 scale) and `blur` a Gaussian
-    blur of that sigma in pixels, as a stand-in for what a generated video looks like. Returns
-    accuracy per attribute and joint, and the clips it got wrong.
+    blur of that sigma in pixels, as a stand-in for what a generated video looks like. `with_`
+    names opt-in concepts (pink, cross) that the clips may have besides the shipped world's, as
+    in `shapes.sample_clip`. Returns accuracy per attribute and joint, and the clips it got
+    wrong.
     """
     if n < 1:
         raise ValueError(f"`n` must be at least 1 but is {n}")
+    shapes.vocabulary(with_)  # refuses an unknown name before any clip
     rng = np.random.default_rng(seed)
     right = dict.fromkeys((*ATTRIBUTES, "joint"), 0)
     failures = []
     for _ in range(n):
-        clip = shapes.sample_clip(rng)
+        clip = shapes.sample_clip(rng, with_=with_)
         frames = degrade(shapes.render(clip), rng, noise=noise, blur=blur)
         detection = detect(frames)
         truth = {"colour": clip.colour, "shape": clip.shape, "direction": clip.direction}
@@ -426,11 +471,22 @@ def degrade(
 # Evaluating a model
 
 
-def canonical_prompts() -> list[str]:
-    """All 84 colour x shape x direction combinations, "a {colour} {shape} moving {direction}"."""
+def canonical_prompts(with_: str | Iterable[str] = ()) -> list[str]:
+    """Every colour x shape x direction of the shipped world (84), as "a {colour} {shape} moving
+    {direction}".
+
+    With opt-in concepts named in `with_` ("pink,cross", `shapes.asked_extras`), every
+    combination that has one of them instead, in the same order: for pink and cross 44 (12 pink
+    circles, squares or triangles, 28 crosses of the other colours, 4 pink crosses), the prompts
+    that measure what the shipped model never saw.
+    """
+    colours, shape_names = shapes.vocabulary(with_)
+    extras = set(shapes.asked_extras(with_))
     prompts = []
-    for colour in shapes.COLOURS:
-        for shape in shapes.SHAPES:
+    for colour in colours:
+        for shape in shape_names:
+            if extras and not {colour, shape} & extras:
+                continue
             for direction in shapes.DIRECTIONS:
                 clip = shapes.Clip(
                     colour=colour,
@@ -449,6 +505,7 @@ def evaluate(
     model: str,
     *,
     prompts: Sequence[str] | None = None,
+    with_: str | Iterable[str] = (),
     seed: int = 0,
     per_combination: int = 1,
     num_inference_steps: int | None = None,
@@ -458,8 +515,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Generate every prompt with `model` and score each video with `detect`.
 
-    `prompts` defaults to `canonical_prompts()`; each is generated `per_combination` times with
-    its own seed, drawn from `seed`, so the same arguments give the same set of videos. Writes
+    `prompts` defaults to `canonical_prompts(with_)`: the shipped world's 84, or with opt-in
+    concepts named in `with_` ("pink,cross") every prompt that has one of them. Each is generated
+    `per_combination` times with its own seed, drawn from `seed`, so the same arguments give the
+    same set of videos. Writes
     `contact_sheet.png` and `fidelity.json` into `out_dir` (created if missing) and returns the
     same results: accuracy per attribute and joint, and one row per video. `progress`, if given,
     is called with (videos done, videos in all) after each video.
@@ -469,7 +528,9 @@ def evaluate(
     # 1. Check the request before generating anything.
     if per_combination < 1:
         raise ValueError(f"`per_combination` must be at least 1 but is {per_combination}")
-    prompt_list = canonical_prompts() if prompts is None else list(prompts)
+    if prompts is not None and shapes.asked_extras(with_):
+        raise ValueError("give `prompts` or `with_` (which chooses the prompts), not both")
+    prompt_list = canonical_prompts(with_) if prompts is None else list(prompts)
     if not prompt_list:
         raise ValueError("`prompts` is empty; give at least one prompt or None for all 84")
     truths = []
@@ -524,6 +585,7 @@ def evaluate(
     results: dict[str, Any] = {
         "model": model,
         "seed": seed,
+        "with": list(shapes.asked_extras(with_)),
         "per_combination": per_combination,
         "num_inference_steps": num_inference_steps,
         "guidance_scale": guidance_scale,
@@ -652,6 +714,8 @@ def _diagnostic_text(diagnostics: dict[str, Any]) -> str:
         parts.append(f"fill {diagnostics['fill_ratio']:.2f}")
     if diagnostics.get("top_share") is not None:
         parts.append(f"top {diagnostics['top_share']:.2f}")
+    if diagnostics.get("corner_fill") is not None:
+        parts.append(f"corner {diagnostics['corner_fill']:.2f}")
     if diagnostics.get("displacement") is not None:
         dx, dy = (round(value, 1) + 0.0 for value in diagnostics["displacement"])  # no "-0.0"
         parts.append(f"move {dx:+.1f},{dy:+.1f} px/f")

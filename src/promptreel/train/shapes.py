@@ -5,6 +5,12 @@ moves in a straight line (left, right, up or down) at 1-2 px a frame: 16 frames 
 Every clip comes with the attributes that made it (`Clip`), so a caption, a detector and a
 trainer can all be checked against the truth.
 
+Two concepts the shipped model never saw are opt-in (`EXTRAS`, issue 18): the colour pink and
+the shape cross. `sample_clip` and `write_dataset` draw them only when asked
+(`with_="pink,cross"`, `promptreel data shapes --with pink,cross`), so everything made without
+asking (the shipped recipe's datasets, rebuilt from their seeds) stays the same, bit for bit;
+`render`, `caption` and `parse_prompt` know them always.
+
     sample_clip(rng)            random attributes, the shape in view (1 px margin) in every frame
     render(clip)                uint8 frames (16, 64, 64, 3), anti-aliased, deterministic
     caption(clip, rng)          one of several templates and synonyms ("a red ball moves to the
@@ -18,7 +24,9 @@ Geometry. Pixel (row i, column j) covers the square [j, j+1) x [i, i+1), so its 
 a `size` x `size` bounding box centred on (x, y): a circle of diameter `size`, a square of side
 `size`, and a triangle with its base along the bottom of the box and its apex at the middle of
 the top (isosceles, height = width, rather than equilateral, so that "in view" and "size" mean
-the same for every shape). Fill ratios of the box: circle pi/4 = 0.785, square 1, triangle 0.5.
+the same for every shape), and a cross (a plus sign) whose two arms, each a third of `size` thick,
+reach the box's four edges. Fill ratios of the box: circle pi/4 = 0.785, square 1, triangle 0.5,
+cross 5/9 = 0.556.
 
 Anti-aliasing. Each pixel's value is the colour times the fraction of the pixel the shape covers
 (16 x 16 samples a pixel), blended with black in the stored sRGB values rather than in linear
@@ -35,6 +43,7 @@ import re
 import secrets
 import shutil
 import string
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,18 +57,23 @@ __all__ = [
     "CAPTION_TEMPLATES",
     "COLOURS",
     "DIRECTIONS",
+    "EXTRAS",
+    "EXTRA_COLOURS",
+    "EXTRA_SHAPES",
     "FPS",
     "FRAMES",
     "OPPOSITE_DIRECTION",
     "SHAPES",
     "SIDE",
     "Clip",
+    "asked_extras",
     "canonical_caption",
     "caption",
     "parse_prompt",
     "read_dataset",
     "render",
     "sample_clip",
+    "vocabulary",
     "write_dataset",
 ]
 
@@ -73,6 +87,17 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "orange": (250, 140, 30),
 }
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle")
+# Opt-in concepts (issue 18: what a LoRA teaches the shipped model). COLOURS and SHAPES stay the
+# world the shipped model learned: random draws and the dealing of combinations iterate them, so
+# adding a name there would change every dataset rebuilt from a seed. Pink stays told apart:
+# dimmed to half or brightened by 1.2 (the detector's range), it comes no nearer than 49 RGB
+# units to another colour so changed (purple; white 57, red 79), where yellow and orange, the
+# closest pair of the shipped world, come within 38.
+EXTRA_COLOURS: dict[str, tuple[int, int, int]] = {"pink": (250, 120, 190)}
+EXTRA_SHAPES: tuple[str, ...] = ("cross",)
+EXTRAS: tuple[str, ...] = (*EXTRA_COLOURS, *EXTRA_SHAPES)  # the names `with_` takes
+_RGB = {**COLOURS, **EXTRA_COLOURS}  # every colour a clip may have
+_EVERY_SHAPE = (*SHAPES, *EXTRA_SHAPES)
 DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
 OPPOSITE_DIRECTION = {"left": "right", "right": "left", "up": "down", "down": "up"}
 FRAMES, SIDE, FPS = 16, 64, 8
@@ -100,13 +125,52 @@ _STEP: dict[str, tuple[int, int]] = {
 class Clip:
     """The true attributes of one clip."""
 
-    colour: str  # a key of COLOURS
-    shape: str  # one of SHAPES
+    colour: str  # a key of COLOURS or EXTRA_COLOURS
+    shape: str  # one of SHAPES or EXTRA_SHAPES
     direction: str  # one of DIRECTIONS
     size: int  # px across: the width (and height) of the shape's bounding box
     speed: float  # px a frame
     x: float  # centre of the bounding box at frame 0, in pixels from the left edge
     y: float  # likewise from the top edge
+
+
+def asked_extras(with_: str | Iterable[str] = ()) -> tuple[str, ...]:
+    """The opt-in concepts named in `with_`, checked, in the order of `EXTRAS`.
+
+    `with_` is names, or text of names separated by commas ("pink,cross", as the command line
+    takes it; "cross, pink" and ["pink", "cross"] are the same). An unknown name is refused
+    (`InvalidRequest`, argument "with").
+    """
+    names = [with_] if isinstance(with_, str) else list(with_)
+    asked = set()
+    for name in names:
+        if not isinstance(name, str):
+            raise InvalidRequest(
+                f"`with` must name concepts as text, not {name!r}", argument="with", value=name
+            )
+        for part in (part.strip() for part in name.split(",")):
+            if part not in (*EXTRAS, ""):
+                raise InvalidRequest(
+                    f"`with` takes {', '.join(EXTRAS)} (the concepts outside the shipped world),"
+                    f" not {part!r}",
+                    argument="with",
+                    value=part,
+                )
+            asked.add(part)
+    return tuple(name for name in EXTRAS if name in asked)
+
+
+def vocabulary(with_: str | Iterable[str] = ()) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(colours, shapes) of the world with the opt-in concepts named in `with_` (`EXTRAS`).
+
+    The shipped world comes first, in its order, then the extras asked for in the order of
+    `EXTRAS`, whatever order they were named in: so `vocabulary()` is (COLOURS, SHAPES) exactly,
+    and "cross,pink" deals the same dataset as "pink,cross".
+    """
+    asked = asked_extras(with_)
+    colours = (*COLOURS, *(name for name in EXTRA_COLOURS if name in asked))
+    shapes = (*SHAPES, *(name for name in EXTRA_SHAPES if name in asked))
+    return colours, shapes
 
 
 def sample_clip(
@@ -116,6 +180,7 @@ def sample_clip(
     shape: str | None = None,
     direction: str | None = None,
     spread: float = 1.0,
+    with_: str | Iterable[str] = (),
 ) -> Clip:
     """Random attributes (those given are kept), drawn uniformly; the shape, with a `MARGIN`,
     stays in view for all `FRAMES` frames of a `SIDE` x `SIDE` clip.
@@ -123,15 +188,20 @@ def sample_clip(
     `spread` is the share of that room the start position is drawn from, around its middle:
     1 = anywhere in view, 0 = the path always centred in the frame.
 
+    A random colour and shape come from the shipped world, and from the extras named in `with_`
+    (`vocabulary`); a colour or shape given may be any of the world's, extras included.
+
     Speed and position are rounded to 1/100 px so that metadata reads cleanly; the bounds are
     applied after rounding, so they hold exactly.
     """
-    _check_choice("colour", colour, tuple(COLOURS))
-    _check_choice("shape", shape, SHAPES)
+    _check_choice("colour", colour, tuple(_RGB))
+    _check_choice("shape", shape, _EVERY_SHAPE)
     _check_choice("direction", direction, DIRECTIONS)
     _check_spread(spread)
-    colour = colour or str(rng.choice(list(COLOURS)))
-    shape = shape or str(rng.choice(SHAPES))
+    colours, shapes = vocabulary(with_)
+    # The draws are those of the shipped world when nothing is asked for: the same lists.
+    colour = colour or str(rng.choice(list(colours)))
+    shape = shape or str(rng.choice(shapes))
     direction = direction or str(rng.choice(DIRECTIONS))
     size = int(rng.integers(MIN_SIZE, MAX_SIZE + 1))
     speed = round(float(rng.uniform(MIN_SPEED, MAX_SPEED)), 2)
@@ -163,8 +233,8 @@ def _check_spread(spread: float) -> None:
 
 
 def _check_clip(clip: Clip) -> None:
-    _check_choice("colour", clip.colour, tuple(COLOURS))
-    _check_choice("shape", clip.shape, SHAPES)
+    _check_choice("colour", clip.colour, tuple(_RGB))
+    _check_choice("shape", clip.shape, _EVERY_SHAPE)
     _check_choice("direction", clip.direction, DIRECTIONS)
 
 
@@ -185,7 +255,7 @@ def render(clip: Clip, *, frames: int = FRAMES, side: int = SIDE) -> np.ndarray:
         raise ValueError(f"`frames` and `side` must be positive, not {frames} and {side}")
     scale = side / SIDE
     dx, dy = _STEP[clip.direction]
-    colour = np.asarray(COLOURS[clip.colour], np.float32)
+    colour = np.asarray(_RGB[clip.colour], np.float32)
     video = np.zeros((frames, side, side, 3), np.uint8)
     for t in range(frames):
         cx = (clip.x + dx * clip.speed * t) * scale
@@ -216,6 +286,11 @@ def _coverage(shape: str, size: float, cx: float, cy: float, side: int) -> np.nd
         inside = u * u + v * v <= half * half
     elif shape == "square":
         inside = (np.abs(u) <= half) & (np.abs(v) <= half)
+    elif shape == "cross":  # two bars across the box, each a third of it thick
+        arm = half / 3
+        inside = ((np.abs(u) <= arm) & (np.abs(v) <= half)) | (
+            (np.abs(v) <= arm) & (np.abs(u) <= half)
+        )
     else:  # triangle, apex up at (0, -half), base along v = +half: half-width (v + half) / 2
         inside = (np.abs(u) <= (v + half) / 2) & (v <= half)
     window = inside.reshape(bottom - top, n, right - left, n).mean(axis=(1, 3), dtype=np.float32)
@@ -249,6 +324,7 @@ SHAPE_WORDS: dict[str, tuple[str, ...]] = {
     "circle": ("circle", "ball", "disc", "disk", "dot"),
     "square": ("square", "box", "block"),
     "triangle": ("triangle",),
+    "cross": ("cross",),  # "plus" and "x" would be new words to the shipped tokenizer too
 }
 VERBS: tuple[tuple[str, str], ...] = (  # (-ing form, third person)
     ("moving", "moves"),
@@ -311,12 +387,13 @@ def template_slots(template: str) -> set[str]:
     return {name for _, name, _, _ in string.Formatter().parse(template) if name}
 
 
-_WORD_COLOUR = {name: name for name in COLOURS}
+_WORD_COLOUR = {name: name for name in _RGB}
 _WORD_SHAPE = {
     form: shape
     for shape, words in SHAPE_WORDS.items()
     for word in words
-    for form in (word, word + ("es" if word.endswith("x") else "s"))  # "two red balls", "boxes"
+    for form in (word, word + ("es" if word.endswith(("s", "x")) else "s"))  # "balls", "boxes"
+    if form != "crosses"  # as often the verb ("a red ball crosses the frame") as the shapes
 }
 _WORD_DIRECTION = {
     **{name: name for name in DIRECTIONS},
@@ -370,7 +447,14 @@ METADATA = "metadata.jsonl"
 VIDEOS = "videos"
 
 
-def write_dataset(out: Path, *, count: int, seed: int, spread: float = 1.0) -> None:
+def write_dataset(
+    out: Path,
+    *,
+    count: int,
+    seed: int,
+    spread: float = 1.0,
+    with_: str | Iterable[str] = (),
+) -> None:
     """Render `count` clips with captions into the folder `out`, the same bytes for a seed.
 
     The colour x shape x direction combinations (84) are dealt in a seeded shuffled order, one
@@ -378,6 +462,11 @@ def write_dataset(out: Path, *, count: int, seed: int, spread: float = 1.0) -> N
     position (within `spread`, as in `sample_clip`) and caption are random. Each video carries
     its record (prompt = caption, the attributes, seed and index) in its tags and as
     `NAME.mp4.json`.
+
+    `with_` adds opt-in concepts to the world (`vocabulary`): with "pink,cross" the rounds are
+    of 8 x 4 x 4 = 128 combinations, 44 of them with pink or a cross and 84 the shipped world's,
+    so the new concepts come mixed with the old ones. Without it, every byte is as it was
+    before the extras existed.
 
     Refuses (`OutputError`) an `out` that exists and is not an empty folder, or whose parent
     does not exist. The dataset is built in a hidden folder beside `out` and renamed into place
@@ -389,6 +478,7 @@ def write_dataset(out: Path, *, count: int, seed: int, spread: float = 1.0) -> N
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise InvalidRequest(f"`seed` must be a whole number >= 0, not {seed!r}")
     _check_spread(spread)
+    extras = asked_extras(with_)
     target = Path(os.path.abspath(os.fspath(out)))
     where = f"dataset folder {os.fspath(out)!r}"
     if os.path.lexists(target) and not (target.is_dir() and not target.is_symlink()):
@@ -402,7 +492,7 @@ def write_dataset(out: Path, *, count: int, seed: int, spread: float = 1.0) -> N
     temp = target.with_name(f".{target.name}.partial-{secrets.token_hex(4)}")
     try:
         (temp / VIDEOS).mkdir(parents=True)
-        rows = _write_clips(temp, count=count, seed=seed, spread=spread)
+        rows = _write_clips(temp, count=count, seed=seed, spread=spread, extras=extras)
         lines = "".join(json.dumps(row) + "\n" for row in rows)
         with open(temp / METADATA, "w", encoding="utf-8") as file:
             file.write(lines)
@@ -424,9 +514,20 @@ def write_dataset(out: Path, *, count: int, seed: int, spread: float = 1.0) -> N
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _write_clips(folder: Path, *, count: int, seed: int, spread: float) -> list[dict[str, Any]]:
+def _write_clips(
+    folder: Path,
+    *,
+    count: int,
+    seed: int,
+    spread: float,
+    extras: tuple[str, ...],
+) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
-    combinations = list(itertools.product(COLOURS, SHAPES, DIRECTIONS))
+    colours, shapes = vocabulary(extras)
+    combinations = list(itertools.product(colours, shapes, DIRECTIONS))
+    # The record names the extras only when there are some: the shipped world's records stay
+    # byte for byte as they were.
+    dataset = {"with": list(extras)} if extras else {}
     rows: list[dict[str, Any]] = []
     order: list[int] = []
     for index in range(count):
@@ -441,7 +542,7 @@ def _write_clips(folder: Path, *, count: int, seed: int, spread: float) -> list[
             "promptreel_record": 1,
             "prompt": text,
             "source": "promptreel.train.shapes",
-            "dataset": {"seed": seed, "index": index},
+            "dataset": {"seed": seed, "index": index, **dataset},
             "clip": attributes,
             "parameters": {"num_frames": FRAMES, "height": SIDE, "width": SIDE, "fps": FPS},
         }
