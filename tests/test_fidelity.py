@@ -321,3 +321,20 @@ def test_eval_fidelity_command_takes_new_concepts(
     refused = cli("eval", "fidelity", "--with", "magenta", "--out", "fid2")
     assert refused.code == 1 and refused.err.startswith("InvalidRequest: `with` takes pink")
     assert not (workdir / "fid2").exists()
+
+
+def test_eval_fidelity_generates_with_the_loras_given(
+    cli, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[object] = []
+
+    def generate(prompt: str, *, model: str, seed: int, **options: object) -> Video:
+        seen.append(options.get("lora"))
+        return fake_generate()(prompt, model=model, seed=seed)
+
+    monkeypatch.setattr(promptreel, "generate", generate, raising=False)
+    made = cli("eval", "fidelity", "--lora", "style:0.5", "--lora", "other", "--out", "fid")
+    assert made.code == 0, made.err
+    assert seen == [["style:0.5", "other"]] * 84
+    result = json.loads((workdir / "fid" / "fidelity.json").read_text())
+    assert result["lora"] == ["style:0.5", "other"]

@@ -62,6 +62,12 @@ def eval_fidelity(
             ),
         ),
     ] = None,
+    lora: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="LORA[:SCALE]", help="LoRA to generate with, as generate's. Repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Generate all 84 shapes prompts and score colour, shape and direction with a detector.
 
@@ -84,6 +90,7 @@ def eval_fidelity(
             per_combination=per_combination,
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
+            lora=lora or (),
             out_dir=out,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )

@@ -510,6 +510,7 @@ def evaluate(
     per_combination: int = 1,
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
+    lora: Sequence[str] = (),
     out_dir: str | os.PathLike[str],
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -554,6 +555,8 @@ def evaluate(
         options["num_inference_steps"] = num_inference_steps
     if guidance_scale is not None:
         options["guidance_scale"] = guidance_scale
+    if lora:
+        options["lora"] = list(lora)  # each "LORA[:SCALE]", as `generate` takes them
 
     # 2. Generate and detect.
     started = time.perf_counter()
@@ -589,6 +592,7 @@ def evaluate(
         "per_combination": per_combination,
         "num_inference_steps": num_inference_steps,
         "guidance_scale": guidance_scale,
+        "lora": list(lora),
         "count": len(rows),
         "accuracy": accuracy,
         "seconds": round(time.perf_counter() - started, 2),
