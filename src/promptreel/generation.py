@@ -456,10 +456,8 @@ def _read_input_video(
 
 def _check_estimators(card: ModelCard) -> None:
     """Before loading: the models that draw pose and depth images are in the cache."""
-    from .control import missing_estimators
-
     assert card.control is not None
-    missing = missing_estimators(card.control)
+    missing = estimators.missing_estimators(card.control)
     if missing:
         raise ModelNotDownloaded(
             f"drawing {card.control} images needs {', '.join(missing)}, which is not in the "

@@ -76,7 +76,7 @@ def with_control(card: ModelCard, kind: str | None) -> ModelCard:
     ControlNet for that kind as one more repo to load."""
     if kind is None:
         return card
-    if not card.takes_control or card.family.control_pipeline_class is None:
+    if card.family.control_pipeline_class is None:
         takers = ", ".join(c.name for c in CARDS if c.takes_control)
         raise InvalidRequest(
             f"{card.name} takes no control images; remove --control, or use a model that "

@@ -139,18 +139,22 @@ def run_path(value: str, *, key: str = "out") -> Path:
     return path
 
 
-def load_config(path: str | Path) -> TrainConfig:
-    """Read a TOML recipe; refuse (InvalidRequest, one line) unknown keys and wrong types."""
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML config file's values, or InvalidRequest (one line): missing, unreadable, not TOML."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidRequest(f"config {str(path)!r} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
         raise InvalidRequest(f"config {str(path)!r} cannot be read: {e}") from None
     except tomllib.TOMLDecodeError as e:
         raise InvalidRequest(f"config {str(path)!r} is not valid TOML: {e}") from None
-    return config_from_dict(data, where=f"config {str(path)!r}")
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a TOML recipe; refuse (InvalidRequest, one line) unknown keys and wrong types."""
+    return config_from_dict(read_toml(path), where=f"config {str(Path(path))!r}")
 
 
 def config_from_dict(data: dict[str, Any], *, where: str = "config") -> TrainConfig:

@@ -34,7 +34,6 @@ import json
 import re
 import shutil
 import time
-import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import InvalidRequest, ModelNotFound, about
 from ..models.card import ModelCard
 from .clips import Shape, data_sha256, find_clips, read_clip
-from .config import run_path
+from .config import read_toml, run_path
 from .trainer import (
     EMA,
     Batches,
@@ -152,16 +151,7 @@ RESUMABLE_CHANGES = {
 
 def load_finetune_config(path: str | Path) -> FinetuneConfig:
     """Read a TOML fine-tuning config; refuse (InvalidRequest, one line) what does not fit."""
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InvalidRequest(f"config {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise InvalidRequest(f"config {str(path)!r} cannot be read: {e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise InvalidRequest(f"config {str(path)!r} is not valid TOML: {e}") from None
-    return finetune_config(data, where=f"config {str(path)!r}")
+    return finetune_config(read_toml(path), where=f"config {str(Path(path))!r}")
 
 
 def finetune_config(data: dict[str, Any], *, where: str = "config") -> FinetuneConfig:
