@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors import safe_open
+from safetensors.torch import load_file, save_file
 
 from promptreel.errors import InputError, InvalidRequest, ModelNotDownloaded
 from promptreel.train.clips import Shape, data_sha256, find_clips, read_clip
 from promptreel.train.finetune import (
-    FAMILIES,
     add_lora,
     find_base,
     finetune,
@@ -154,14 +154,14 @@ def test_a_few_steps_lower_the_loss_on_a_fixed_batch(tmp_path: Path) -> None:
     clips = find_clips(tmp_path / "data")
     x0 = torch.stack([family.encode_video(pipe, torch.from_numpy(read_clip(c, base.shape,
         folder=tmp_path / "data"))) for c in clips])  # fmt: skip
-    embeds = family.encode_prompts(pipe, [c.caption for c in clips])
+    text = family.encode_text(pipe, [c.caption for c in clips])
     schedule = family.noise_schedule(pipe)
 
     def loss() -> torch.Tensor:  # the same noise and noise levels every time
-        return family.loss(pipe.unet, x0, embeds, schedule, torch.Generator().manual_seed(0))
+        return family.loss(pipe, x0, text, schedule, torch.Generator().manual_seed(0))
 
     before = loss().item()
-    layers = add_lora(pipe.unet, family, settings)
+    layers = add_lora(pipe, family, settings)
     assert loss().item() == before  # B starts at zero: the model is unchanged at step 0
     params = [p for layer in layers for p in layer.parameters()]
     assert all(p.requires_grad for p in params)
@@ -181,7 +181,7 @@ def test_temporal_false_leaves_the_temporal_attention_alone(tmp_path: Path) -> N
     settings = config(as_pairs(tmp_path / "data"), tmp_path / "run", temporal=False)
     base = find_base(settings)
     pipe = load_base(base, "cpu")
-    add_lora(pipe.unet, base.family, settings)
+    add_lora(pipe, base.family, settings)
     adapted = {n.split(".lora_")[0] for n, _ in pipe.unet.named_parameters() if ".lora_" in n}
     assert adapted and not any("temp_attentions" in n or "transformer_in" in n for n in adapted)
     assert any(".attn2.to_k" in n for n in adapted)  # the cross-attention to the caption
@@ -262,7 +262,7 @@ def test_the_lora_is_diffusers_format_and_plain_diffusers_loads_it(hub, tmp_path
     state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     base = find_base(settings)
     tuned = load_base(base, "cpu")
-    layers_ = add_lora(tuned.unet, base.family, settings)
+    layers_ = add_lora(tuned, base.family, settings)
     with torch.no_grad():
         params = [p for layer in layers_ for p in layer.parameters()]
         for p, saved in zip(params, state["lora"], strict=True):
@@ -271,6 +271,83 @@ def test_the_lora_is_diffusers_format_and_plain_diffusers_loads_it(hub, tmp_path
 
 
 # --- resuming, the card, the command ----------------------------------------------------------
+
+
+def test_the_text_inputs_are_what_the_pipeline_conditions_on(tmp_path: Path) -> None:
+    """Cached or through the text encoder at every step, a caption becomes exactly the states
+    `encode_prompt` gives the denoiser (or the LoRA would learn other conditioning)."""
+    settings = config(as_pairs(tmp_path / "data"), tmp_path / "run")
+    base = find_base(settings)
+    pipe = load_base(base, "cpu")
+    family = base.family
+    captions = ["a pink cross moving up", "a red circle moving right", ""]
+    expected = pipe.encode_prompt(captions, "cpu", 1, False)[0]
+    cached = family.encode_text(pipe, captions)["encoder_hidden_states"]
+    stepwise = family.text_from_tokens(pipe, family.tokens(pipe, captions))["encoder_hidden_states"]
+    assert torch.equal(cached, expected) and torch.equal(stepwise, expected)
+
+
+def test_text_encoder_and_vae_adapters_go_in_the_same_file_and_load_in_plain_diffusers(
+    tmp_path: Path,
+) -> None:
+    """`text_encoder = true` and `vae = true`: their adapters are saved beside the UNet's, under
+    diffusers' `text_encoder.` keys and `vae.` keys; `--lora` and plain diffusers (the
+    documented lines) make the same frames; and each part is wired: without it, other frames."""
+    import promptreel
+    from promptreel.models.cards import CARDS
+
+    settings = config(as_pairs(tmp_path / "data"), tmp_path / "run", text_encoder=True,
+                      vae=True, steps=4, lr=1e-2)  # fmt: skip
+    folder = finetune(settings)
+    weights = load_file(folder / "pytorch_lora_weights.safetensors")
+    parts = {key.split(".")[0] for key in weights}
+    assert parts == {"unet", "text_encoder", "vae"}
+    # transformers 5's CLIPTextModel has no `text_model.` level; its module names are the keys
+    assert "text_encoder.encoder.layers.0.mlp.fc1.lora_A.weight" in weights
+    assert "vae.decoder.conv_out.lora_B.weight" in weights
+    assert not any(key.startswith("vae.encoder.") for key in weights)  # latents stay as cached
+    assert all(weights[k].abs().max() > 0 for k in weights if ".lora_B." in k)
+    card = json.loads((folder / "lora.json").read_text())
+    assert card["components"] == ["unet", "text_encoder", "vae"]
+    text_keys = [k for k in weights if k.startswith("text_encoder.")]
+    assert 2 * card["layers"]["text_encoder"]["count"] == len(text_keys) == 24
+    log = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(row["vae_loss"] > 0 for row in log)
+
+    options = {"num_frames": 4, "num_inference_steps": 2, "seed": 5, "history": False}
+    before = promptreel.generate("a pink square moving right", **options)
+    ours = promptreel.generate("a pink square moving right", lora=str(folder), **options)
+    after = promptreel.generate("a pink square moving right", **options)
+    assert np.array_equal(before.frames, after.frames)  # every part came off again
+    shapes = next(card for card in CARDS if card.name == "shapes").local_path
+    lines = documented_lines().replace(
+        '"damo-vilab/text-to-video-ms-1.7b", variant="fp16"', repr(shapes)
+    )
+
+    def plain(lora: Path) -> np.ndarray:
+        namespace: dict[str, Any] = {}
+        exec(lines.replace("path/to/lora", str(lora)), namespace)
+        pipe = namespace["pipe"]
+        pipe.set_progress_bar_config(disable=True)
+        torch.backends.mkldnn.enabled = False  # as promptreel runs
+        try:
+            frames = pipe(
+                "a pink square moving right",
+                **ours.record["pipeline_arguments"],
+                generator=torch.Generator("cpu").manual_seed(5),
+                output_type="np",
+            ).frames[0]
+        finally:
+            torch.backends.mkldnn.enabled = True
+        return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+
+    assert np.array_equal(plain(folder), ours.frames)
+    for part in ("text_encoder", "vae"):
+        without = tmp_path / f"without-{part}"
+        without.mkdir()
+        kept = {k: v for k, v in weights.items() if not k.startswith(f"{part}.")}
+        save_file(kept, without / "pytorch_lora_weights.safetensors")
+        assert not np.array_equal(plain(without), ours.frames), part
 
 
 def saved(folder: Path) -> tuple[dict[str, bytes], dict[str, str]]:
@@ -282,7 +359,8 @@ def saved(folder: Path) -> tuple[dict[str, bytes], dict[str, str]]:
 
 def test_a_stopped_and_resumed_run_gives_the_same_lora_bit_for_bit(tmp_path: Path) -> None:
     data = as_pairs(tmp_path / "data")
-    common = {"ema_decay": 0.9, "caption_dropout": 0.3}  # their state must resume too
+    # their state must resume too, and the text encoder's and the VAE's adapters
+    common = {"ema_decay": 0.9, "caption_dropout": 0.3, "text_encoder": True, "vae": True}
     whole = finetune(config(data, tmp_path / "whole", **common))
     stopped = finetune(config(data, tmp_path / "parts", stop_after_step=2, **common))
     assert json.loads((stopped / "lora.json").read_text())["steps"] == 2
@@ -409,13 +487,17 @@ def test_a_missing_caption_is_refused(tmp_path: Path, layout: str) -> None:
 
 def test_a_family_without_lora_support_is_refused(tmp_path: Path) -> None:
     as_pairs(tmp_path / "data")
-    error = refusal(tmp_path, model="cogvideox-2b")  # refused before "not downloaded"
-    assert isinstance(error, InvalidRequest) and error.argument == "model"
-    assert str(error) == (
-        "cogvideox-2b is a CogVideoXPipeline model, which promptreel cannot fine-tune yet; it "
-        "fine-tunes TextToVideoSDPipeline models: shapes, modelscope, zeroscope"
+    for model in ("svd", "i2vgen-xl", "text2video-zero"):  # refused before "not downloaded"
+        error = refusal(tmp_path, model=model)
+        assert isinstance(error, InvalidRequest) and error.argument == "model"
+        assert str(error).startswith(f"{model} is a ") and "cannot fine-tune" in str(error)
+        assert "\n" not in str(error)
+    assert str(refusal(tmp_path, model="svd")) == (
+        "svd is a StableVideoDiffusionPipeline model, which promptreel cannot fine-tune yet; it "
+        "fine-tunes TextToVideoSDPipeline, AnimateDiffPipeline, CogVideoXPipeline, LTXPipeline, "
+        "WanPipeline models: shapes, modelscope, zeroscope, cogvideox-2b, cogvideox-5b, "
+        "animatediff, ltx-video, wan2.1-t2v-1.3b"
     )
-    assert list(FAMILIES) == ["TextToVideoSDPipeline"]
 
 
 def test_a_model_not_downloaded_is_refused(tmp_path: Path) -> None:

@@ -180,8 +180,9 @@ def prepare(
         check_base(card, folder)
     with about("model", request.model):  # a base's missing parts name `base` themselves
         check_components(card, folder)
+    parts = {argument: locate_extra(repo) for argument, (repo, _) in card.extra_repos.items()}
     for lora in loras:
-        lora_files.check_fits(lora, folder)
+        lora_files.check_fits(lora, folder, motion_adapter=parts.get("motion_adapter"))
     if draws_control_images(request):
         _check_estimators(card)
     if request.forward_chunking:
@@ -213,7 +214,7 @@ def prepare(
         folder,
         image,
         frames_in,
-        {argument: locate_extra(repo) for argument, (repo, _) in card.extra_repos.items()},
+        parts,
         loras,
         notes,
     )

@@ -7,6 +7,8 @@ only one). Before anything loads, the shapes of a diffusers/peft-format LoRA are
 the model's own weights (read from the safetensors headers, not loaded): a LoRA made for another
 base is refused in one line. The adapters then go on the loaded pipeline for one request and
 come off after it, so the pipeline is not loaded again and the next request does not carry them.
+A LoRA's `vae.` part (`promptreel finetune` with `vae = true`: the VAE's decoder), which the
+pipeline's `load_lora_weights` leaves aside, goes on the VAE by `load_lora_adapter`.
 """
 
 from __future__ import annotations
@@ -153,9 +155,11 @@ def _weights_file(folder: Path, entry: str) -> Path:
     raise InvalidRequest(f"--lora {entry!r}: {folder} {why}.", argument="lora", value=entry)
 
 
-def check_fits(lora: Lora, folder: Path) -> None:
+def check_fits(lora: Lora, folder: Path, *, motion_adapter: Path | None = None) -> None:
     """Refuse a LoRA whose layers the model at `folder` does not have, or has in other shapes
-    (a LoRA of another base), from the safetensors headers alone."""
+    (a LoRA of another base), from the safetensors headers alone. A motion adapter's layers
+    count as the UNet's: AnimateDiff's pipeline puts them into its UNet under the same names,
+    and a motion LoRA adapts them."""
     from safetensors import safe_open
 
     try:
@@ -177,6 +181,8 @@ def check_fits(lora: Lora, folder: Path) -> None:
         part, module, half = match["part"], match["module"], match["half"]
         if part not in bases:
             bases[part] = _weight_shapes(folder / part)
+            if part == "unet" and motion_adapter is not None:
+                bases[part] |= _weight_shapes(motion_adapter)
         if not bases[part]:
             raise InvalidRequest(
                 f"--lora {lora.ref} adapts a `{part}`, which this model does not have: it was "
@@ -215,12 +221,16 @@ def applied(pipe: Any, loras: list[Lora]) -> Iterator[None]:
         return
     _give_unet_the_peft_mixin(pipe)
     names = [f"promptreel_{i}" for i in range(len(loras))]
+    on_vae: dict[str, float] = {}  # adapters of the VAE's decoder: their names and scales
     try:
         for name, lora in zip(names, loras, strict=True):
             try:
                 pipe.load_lora_weights(
                     str(lora.file.parent), weight_name=lora.file.name, adapter_name=name
                 )
+                if _adapts_vae(lora.file):
+                    _load_vae_part(pipe, lora, name)
+                    on_vae[name] = lora.scale
             except (ValueError, RuntimeError, KeyError) as exc:  # a format diffusers cannot map
                 first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 raise InvalidRequest(
@@ -229,11 +239,38 @@ def applied(pipe: Any, loras: list[Lora]) -> Iterator[None]:
                     value=lora.given,
                 ) from None
         pipe.set_adapters(names, adapter_weights=[lora.scale for lora in loras])
+        if on_vae:
+            pipe.vae.set_adapters(list(on_vae), weights=list(on_vae.values()))
         yield
     finally:
         loaded = [n for n in names if n in _adapter_names(pipe)]
         if loaded:
             pipe.delete_adapters(loaded)
+        vae_loaded = [n for n in names if n in getattr(pipe.vae, "peft_config", {})]
+        if vae_loaded:
+            pipe.vae.delete_adapters(vae_loaded)
+
+
+def _adapts_vae(file: Path) -> bool:
+    """Whether a LoRA file holds a `vae.` part (promptreel finetune's `vae = true`), which
+    the pipeline's `load_lora_weights` leaves aside."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), "pt") as f:
+        return any(key.startswith("vae.") for key in f.keys())  # noqa: SIM118 (no __iter__)
+
+
+def _load_vae_part(pipe: Any, lora: Lora, name: str) -> None:
+    vae = getattr(pipe, "vae", None)
+    if vae is None or not hasattr(vae, "load_lora_adapter"):
+        raise InvalidRequest(
+            f"--lora {lora.ref} adapts a VAE, and this model's VAE cannot take a LoRA.",
+            argument="lora",
+            value=lora.given,
+        )
+    vae.load_lora_adapter(
+        str(lora.file.parent), weight_name=lora.file.name, prefix="vae", adapter_name=name
+    )
 
 
 def _adapter_names(pipe: Any) -> set[str]:

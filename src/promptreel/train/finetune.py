@@ -17,9 +17,15 @@ its loss curve; sample videos. Its folder holds:
     samples/        the sample prompts in a grid every `sample_every` steps
     lora/           pytorch_lora_weights.safetensors + lora.json: what the run hands on
 
-What differs between model families is one `LoraFamily` each (which component takes the
-adapters, which of its layers are temporal, how a clip and a caption are encoded, the loss);
-`FAMILIES` holds those promptreel can fine-tune, and any other is refused in one line.
+What differs between model families is one `LoraFamily` each (lora_families.py: which component
+takes the adapters, which of its layers are temporal, how a clip and a caption are encoded, the
+loss); `FAMILIES` holds those promptreel can fine-tune, and any other is refused in one line.
+With `text_encoder = true` (families with a CLIP text encoder) the text encoder takes adapters
+too, and captions go through it at every step instead of once. With `vae = true` (families with a
+frame-by-frame `AutoencoderKL`) the VAE's decoder takes adapters too, learning at every step to
+decode the clips' cached latents back into their frames: for what the frozen decoder cannot
+draw (the shipped shapes VAE decodes pink as orange), while the denoiser learns on the frozen
+encoder's latents as before.
 
 The config is a pydantic model read from TOML (strict types, ranges, unknown keys refused, each
 refusal naming its key as `argument`), as the request is; `TrainConfig` is the older dataclass
@@ -31,10 +37,9 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import json
-import re
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +54,15 @@ from ..errors import InvalidRequest, ModelNotFound, about
 from ..models.card import ModelCard
 from .clips import Shape, data_sha256, find_clips, read_clip
 from .config import read_toml, run_path
+from .lora_families import (
+    ATTENTION,
+    FAMILIES,
+    TEXT_TARGETS,
+    LoraFamily,
+    device_of,
+    is_temporal,
+    target_pattern,
+)
 from .trainer import (
     EMA,
     Batches,
@@ -65,7 +79,6 @@ from .trainer import (
 
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # diffusers' save_lora_weights file name
 CARD_NAME = "lora.json"
-ATTENTION = ("to_q", "to_k", "to_v", "to_out.0")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,6 +114,10 @@ class FinetuneConfig(BaseModel):
         description="names of the layers adapted, in every attention block",
     )
     temporal: bool = Field(True, description="also adapt the temporal attention (motion)")
+    text_encoder: bool = Field(
+        False, description="also adapt the text encoder (attention, MLP): for new words"
+    )
+    vae: bool = Field(False, description="also adapt the VAE's decoder: for colours it cannot draw")
     trigger_words: list[str] = Field(
         default_factory=list,
         description="for the card; empty: the caption words the base tokenizer splits",
@@ -191,113 +208,7 @@ def finetune_config(data: dict[str, Any], *, where: str = "config") -> FinetuneC
 
 
 # ---------------------------------------------------------------------------------------------
-# 2. What a family needs: its adapted component, its temporal layers, its encoders, its loss
-
-
-@dataclass(frozen=True)
-class LoraFamily:
-    """How one diffusers pipeline class is fine-tuned with a LoRA."""
-
-    pipeline_class: str
-    denoiser: str  # the component that takes the adapters: `unet` or `transformer`
-    temporal: tuple[str, ...]  # module names whose layers mix frames (a dotted part of the name)
-    spatial_layers: str  # which layers of each frame the adapters go on, in words (the card)
-    temporal_layers: str  # which layers across frames (with `temporal`)
-    encode_video: Callable[[Any, torch.Tensor], torch.Tensor]  # (pipe, uint8 F,H,W,3) -> latent
-    encode_prompts: Callable[[Any, list[str]], torch.Tensor]  # (pipe, captions) -> embeddings
-    noise_schedule: Callable[[Any], Any]  # (pipe) -> the training schedule
-    loss: Callable[[Any, torch.Tensor, torch.Tensor, Any, torch.Generator], torch.Tensor]
-
-
-def _device(module: torch.nn.Module) -> torch.device:
-    return next(module.parameters()).device
-
-
-@torch.no_grad()
-def _encode_frames_sd(pipe: Any, frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (F, H, W, 3) -> (C, F, h, w): each frame through the 2D VAE, as the pipeline
-    decodes them, its posterior's mean times the VAE's scaling factor."""
-    x = frames.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(_device(pipe.vae))
-    means = [pipe.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)]
-    return (torch.cat(means) * pipe.vae.config.scaling_factor).permute(1, 0, 2, 3).cpu()
-
-
-@torch.no_grad()
-def _encode_prompts_sd(pipe: Any, captions: list[str]) -> torch.Tensor:
-    """The text encoder's states exactly as the pipeline conditions on them."""
-    embeds = [
-        pipe.encode_prompt(captions[i : i + 16], _device(pipe.text_encoder), 1, False)[0]
-        for i in range(0, len(captions), 16)
-    ]
-    return torch.cat(embeds).cpu()
-
-
-def _ddpm_schedule(pipe: Any) -> Any:
-    """The forward process the model was trained with, from its own scheduler's config."""
-    from diffusers import DDPMScheduler
-
-    schedule = DDPMScheduler.from_config(pipe.scheduler.config)
-    if schedule.config.prediction_type not in ("epsilon", "v_prediction"):
-        raise InvalidRequest(
-            f"the model predicts {schedule.config.prediction_type!r}; fine-tuning knows "
-            "epsilon and v_prediction",
-            argument="model",
-        )
-    return schedule
-
-
-def _denoising_loss(
-    unet: Any, x0: torch.Tensor, embeds: torch.Tensor, schedule: Any, gen: torch.Generator
-) -> torch.Tensor:
-    """The simple loss of Ho et al. 2020 (Algorithm 1) at t uniform in [0, T), predicting what
-    the model predicts: the noise, or v (Salimans & Ho 2022). Noise is drawn on the CPU from
-    `gen`, so a run is the same on any device and resumes exactly."""
-    noise = torch.randn(x0.shape, generator=gen)
-    t = torch.randint(0, schedule.config.num_train_timesteps, (x0.shape[0],), generator=gen)
-    xt = schedule.add_noise(x0, noise, t)  # sqrt(abar) x0 + sqrt(1 - abar) eps
-    v = schedule.config.prediction_type == "v_prediction"
-    target = schedule.get_velocity(x0, noise, t) if v else noise
-    device = _device(unet)
-    pred = unet(xt.to(device), t.to(device), encoder_hidden_states=embeds.to(device)).sample
-    return F.mse_loss(pred.float(), target.to(device).float())
-
-
-UNET3D = LoraFamily(
-    pipeline_class="TextToVideoSDPipeline",
-    denoiser="unet",
-    # transformer_in: the temporal transformer at the UNet's input; temp_attentions: the
-    # temporal transformer after each spatial one
-    temporal=("transformer_in", "temp_attentions"),
-    spatial_layers="self- and cross-attention of every spatial transformer (*.attentions.*:"
-    " attn1, attn2)",
-    temporal_layers="self-attention across frames of every temporal transformer"
-    " (*.temp_attentions.*: attn1, attn2; transformer_in)",
-    encode_video=_encode_frames_sd,
-    encode_prompts=_encode_prompts_sd,
-    noise_schedule=_ddpm_schedule,
-    loss=_denoising_loss,
-)
-
-# Next: AnimateDiffPipeline (a motion LoRA: UNetMotionModel's motion_modules), CogVideoXPipeline,
-# LTXPipeline and WanPipeline (transformers; LTX and Wan with a flow-matching loss, 3D VAEs).
-FAMILIES: dict[str, LoraFamily] = {family.pipeline_class: family for family in (UNET3D,)}
-
-
-def target_pattern(family: LoraFamily, names: list[str], temporal: bool) -> str:
-    """The peft `target_modules` regex (matched against whole module names): every layer named
-    in `names`, without the family's temporal ones unless `temporal`."""
-    ends = "|".join(re.escape(name) for name in names)
-    parts = "|".join(re.escape(part) for part in family.temporal)
-    skip = "" if temporal or not parts else rf"(?!(?:.*\.)?(?:{parts})\.)"
-    return rf"{skip}(?:.*\.)?(?:{ends})"
-
-
-def is_temporal(family: LoraFamily, name: str) -> bool:
-    return any(part in family.temporal for part in name.split("."))
-
-
-# ---------------------------------------------------------------------------------------------
-# 3. The model: found, checked, loaded, adapted
+# 2. The model: found, checked, loaded, adapted
 
 
 @dataclass(frozen=True)
@@ -334,9 +245,32 @@ def find_base(config: FinetuneConfig) -> Base:
                 argument="model",
                 value=config.model,
             )
+        if config.text_encoder and family.tokens is None:
+            raise InvalidRequest(
+                f"`text_encoder` = true: a {family.pipeline_class} LoRA adapts the "
+                f"{family.denoiser} only, not {card.name}'s text encoder; set "
+                "`text_encoder = false`",
+                argument="text_encoder",
+                value=True,
+            )
+        target_pattern(family, config.target_modules, config.temporal)  # `temporal` it can do
         shape = _training_shape(config, card)
         folder = locate(card)
+        if config.vae and _vae_class(folder) != "AutoencoderKL":
+            raise InvalidRequest(
+                f"`vae` = true: {card.name}'s VAE is a {_vae_class(folder)}; promptreel adapts "
+                "frame-by-frame AutoencoderKL decoders only; set `vae = false`",
+                argument="vae",
+                value=True,
+            )
     return Base(card, folder, family, shape)
+
+
+def _vae_class(folder: Path) -> str:
+    from .. import jsontext
+
+    index = jsontext.loads((folder / "model_index.json").read_text(encoding="utf-8"))
+    return str((index.get("vae") or [None, "none"])[1])
 
 
 def _training_shape(config: FinetuneConfig, card: ModelCard) -> Shape:
@@ -384,6 +318,7 @@ def load_base(base: Base, device: str) -> Any:
     import transformers
 
     from ..models.model_index import check_model_index
+    from ..models.resolve import locate_extra
 
     check_model_index(base.folder)
     # the run reports its own progress; the libraries' loading bars would scribble over it
@@ -391,8 +326,20 @@ def load_base(base: Base, device: str) -> Any:
     transformers.utils.logging.disable_progress_bar()
     cls = getattr(diffusers, base.family.pipeline_class)
     try:
+        # the other repos the card needs, as generation loads them (AnimateDiff's motion
+        # adapter: without it the pipeline makes motion modules of random weights)
+        parts = {
+            argument: getattr(diffusers, class_name).from_pretrained(
+                locate_extra(repo), dtype=torch.float32, use_safetensors=True
+            )
+            for argument, (repo, class_name) in base.card.extra_repos.items()
+        }
         pipe = cls.from_pretrained(
-            base.folder, dtype=torch.float32, variant=base.card.variant, use_safetensors=True
+            base.folder,
+            dtype=torch.float32,
+            variant=base.card.variant,
+            use_safetensors=True,
+            **parts,
         )
     except Exception as exc:  # a broken or foreign folder fails in many ways; name the first
         first = (str(exc).strip().splitlines() or [""])[0]
@@ -409,32 +356,52 @@ def load_base(base: Base, device: str) -> Any:
     return pipe
 
 
-def add_lora(denoiser: Any, family: LoraFamily, config: FinetuneConfig) -> list[torch.nn.Module]:
-    """Put LoRA layers on `denoiser` (A Gaussian, B zero: the model is unchanged at step 0);
-    return the adapters' linear layers, in module order (their parameters are what trains)."""
+# The VAE decoder's layers a `vae = true` LoRA adapts: every resnet's convolutions, the
+# attention of its middle block and the last convolution (what makes the colours).
+VAE_TARGETS = r"decoder\.(?:.*\.)?(?:conv1|conv2|conv_out|to_q|to_k|to_v|to_out\.0)"
+
+
+def adapted(family: LoraFamily, config: FinetuneConfig) -> dict[str, str]:
+    """The components that take adapters, in order, each with its peft target regex."""
+    patterns = {family.denoiser: target_pattern(family, config.target_modules, config.temporal)}
+    if config.text_encoder:
+        patterns["text_encoder"] = target_pattern(family, list(TEXT_TARGETS), temporal=True)
+    if config.vae:
+        patterns["vae"] = VAE_TARGETS
+    return patterns
+
+
+def add_lora(pipe: Any, family: LoraFamily, config: FinetuneConfig) -> list[torch.nn.Module]:
+    """Put LoRA layers on every component `adapted` names (A Gaussian, B zero: the model is
+    unchanged at step 0); return the adapters' layers, component by component, in module order
+    (their parameters are what trains)."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    lora_config = LoraConfig(
-        r=config.rank,
-        lora_alpha=config.alpha or config.rank,
-        target_modules=target_pattern(family, config.target_modules, config.temporal),
-        init_lora_weights="gaussian",
-    )
-    try:
-        inject_adapter_in_model(lora_config, denoiser)
-    except ValueError as e:  # peft: no layer matched, or one that is not linear or conv
-        first = (str(e).strip().splitlines() or [""])[0]
-        raise InvalidRequest(
-            f"`target_modules` = {config.target_modules!r} does not fit the model's "
-            f"{family.denoiser}: {first}",
-            argument="target_modules",
-            value=config.target_modules,
-        ) from None
-    return [
-        module
-        for name, module in denoiser.named_modules()
-        if name.endswith((".lora_A.default", ".lora_B.default"))
-    ]
+    layers = []
+    for component, pattern in adapted(family, config).items():
+        module = getattr(pipe, component)
+        lora_config = LoraConfig(
+            r=config.rank,
+            lora_alpha=config.alpha or config.rank,
+            target_modules=pattern,
+            init_lora_weights="gaussian",
+        )
+        try:
+            inject_adapter_in_model(lora_config, module)
+        except ValueError as e:  # peft: no layer matched, or one that is not linear or conv
+            first = (str(e).strip().splitlines() or [""])[0]
+            raise InvalidRequest(
+                f"`target_modules` = {config.target_modules!r} does not fit the model's "
+                f"{component}: {first}",
+                argument="target_modules",
+                value=config.target_modules,
+            ) from None
+        layers += [
+            layer
+            for name, layer in module.named_modules()
+            if name.endswith((".lora_A.default", ".lora_B.default"))
+        ]
+    return layers
 
 
 def adapted_layers(denoiser: Any, family: LoraFamily) -> dict[str, int]:
@@ -455,12 +422,14 @@ def trigger_words(captions: list[str], tokenizer: Any) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# 4. The cache: every clip through the VAE, every caption through the text encoder, once
+# 3. The cache: every clip through the VAE, every caption through the text encoder, once
 
 
-def _cache_key(base: Base, digest: str) -> dict[str, Any]:
+def _cache_key(base: Base, digest: str, config: FinetuneConfig) -> dict[str, Any]:
     shape = base.shape
     return {
+        "format": 2,  # 2: text inputs as a dict, token ids
+        "frames": config.vae,  # the frames too, which the VAE's decoder learns to make
         "data_sha256": digest,
         "repo_id": base.card.repo_id,
         "revision": base.revision,
@@ -477,15 +446,38 @@ def _read_cache(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def _build_cache(
-    pipe: Any, family: LoraFamily, frames: list[np.ndarray], captions: list[str]
+    pipe: Any, family: LoraFamily, frames: list[np.ndarray], captions: list[str], *, vae: bool
 ) -> dict[str, Any]:
+    """The latents of every clip; the text inputs of every caption and, last, of the empty
+    caption (which caption dropout picks), and their token ids where the family has them;
+    with `vae`, the frames (uint8), which the decoder learns to make from those latents."""
     latents = torch.stack([family.encode_video(pipe, torch.from_numpy(f)) for f in frames])
-    embeds = family.encode_prompts(pipe, [*captions, ""])
-    return {"latents": latents, "embeds": embeds[:-1], "empty": embeds[-1]}
+    texts = [*captions, ""]
+    tokens = None if family.tokens is None else family.tokens(pipe, texts)
+    pixels = torch.from_numpy(np.stack(frames)) if vae else None
+    return {
+        "latents": latents,
+        "text": family.encode_text(pipe, texts),
+        "tokens": tokens,
+        "frames": pixels,
+    }
+
+
+def _reconstruction_loss(
+    pipe: Any, latents: torch.Tensor, frames: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
+    """One random frame of each clip decoded from its cached latent (a frame-by-frame VAE's
+    layout: B, C, F, h, w), against the frame itself: the mean squared error in [-1, 1]."""
+    rows = torch.arange(len(frames))
+    index = torch.randint(0, frames.shape[1], (len(frames),), generator=gen)
+    device = device_of(pipe.vae)
+    z = latents[rows, :, index].to(device) / pipe.vae.config.scaling_factor
+    x = frames[rows, index].permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
+    return F.mse_loss(pipe.vae.decode(z).sample.float(), x)
 
 
 # ---------------------------------------------------------------------------------------------
-# 5. The LoRA folder
+# 4. The LoRA folder
 
 
 @contextmanager
@@ -508,37 +500,45 @@ def _averaged(params: list[torch.nn.Parameter], ema: EMA | None) -> Iterator[Non
 
 def export_lora(
     folder: Path,
-    denoiser: Any,
+    pipe: Any,
     base: Base,
     config: FinetuneConfig,
     *,
     step: int,
     data: dict[str, Any],
     captions: list[str],
-    tokenizer: Any,
 ) -> Path:
     """Write `folder` (atomically): the adapters as diffusers' `save_lora_weights` of the
-    pipeline class writes them (`unet.<layer>.lora_A.weight` / `lora_B.weight`, the peft
-    config's r, alpha and target regex as its metadata), in the base's own precision (half
-    where the model runs in half, unless a value would overflow), and the card `lora.json`."""
+    pipeline class writes them (`unet.<layer>.lora_A.weight` / `lora_B.weight`, and with
+    `text_encoder` `text_encoder.<layer>...`; the peft config's r, alpha and target regex as
+    each component's metadata), in the base's own precision (half where the model runs in half,
+    unless a value would overflow), and the card `lora.json`. With `vae`, the decoder's
+    adapters join the same file as `vae.<layer>...`, in the same layout (`save_lora_weights`
+    knows no VAE part; `pipe.vae.load_lora_adapter(..., prefix="vae")` reads it)."""
     import diffusers
     from peft import get_peft_model_state_dict
 
     from ..device import DTYPES
 
     family = base.family
-    state = get_peft_model_state_dict(denoiser)
+    patterns = adapted(family, config)
+    states = {name: get_peft_model_state_dict(getattr(pipe, name)) for name in patterns}
+    values = [v for state in states.values() for v in state.values()]
     dtype = DTYPES.get(base.card.dtype, torch.float32)
-    if dtype == torch.float16 and any(v.abs().max() > 65504 for v in state.values()):
+    if dtype == torch.float16 and any(v.abs().max() > 65504 for v in values):
         dtype = torch.float32
-    state = {key: value.detach().to("cpu", dtype).contiguous() for key, value in state.items()}
     alpha = config.alpha or config.rank
-    counts = adapted_layers(denoiser, family)
-    metadata = {
-        "r": config.rank,
-        "lora_alpha": alpha,
-        "target_modules": target_pattern(family, config.target_modules, config.temporal),
-    }
+    counts = adapted_layers(getattr(pipe, family.denoiser), family)
+    saved: dict[str, Any] = {}
+    for name, state in states.items():
+        saved[f"{name}_lora_layers"] = {
+            key: value.detach().to("cpu", dtype).contiguous() for key, value in state.items()
+        }
+        saved[f"{name}_lora_adapter_metadata"] = {
+            "r": config.rank,
+            "lora_alpha": alpha,
+            "target_modules": patterns[name],
+        }
     card = {
         "promptreel_lora": 1,
         "base": {
@@ -550,19 +550,29 @@ def export_lora(
         "rank": config.rank,
         "alpha": alpha,
         "target_modules": list(config.target_modules),
-        "component": family.denoiser,
+        "components": list(patterns),
         "layers": {
             "spatial": {"count": counts["spatial"], "where": family.spatial_layers},
             "temporal": {
                 "count": counts["temporal"],
                 "where": family.temporal_layers if config.temporal else "none (temporal = false)",
             },
+            "text_encoder": {
+                "count": sum(1 for key in states.get("text_encoder", {}) if ".lora_A." in key),
+                "where": ", ".join(TEXT_TARGETS) if config.text_encoder else "none",
+            },
+            "vae": {
+                "count": sum(1 for key in states.get("vae", {}) if ".lora_A." in key),
+                "where": "decoder: every resnet's convolutions, the middle attention, conv_out"
+                if config.vae
+                else "none",
+            },
         },
         "steps": step,
         "weights": "ema" if config.ema_decay > 0 else "raw",
         "dtype": str(dtype).removeprefix("torch."),
         "data": data,
-        "trigger_words": list(config.trigger_words) or trigger_words(captions, tokenizer),
+        "trigger_words": list(config.trigger_words) or trigger_words(captions, pipe.tokenizer),
         "training": {
             "lr": config.lr,
             "batch": config.batch,
@@ -575,24 +585,38 @@ def export_lora(
         },
     }
     pipeline_class = getattr(diffusers, family.pipeline_class)
+    vae_layers = saved.pop("vae_lora_layers", None)
+    vae_metadata = saved.pop("vae_lora_adapter_metadata", None)
 
     def write(temp: Path) -> None:
-        pipeline_class.save_lora_weights(
-            temp,
-            safe_serialization=True,
-            **{
-                f"{family.denoiser}_lora_layers": state,
-                f"{family.denoiser}_lora_adapter_metadata": metadata,
-            },
-        )
+        pipeline_class.save_lora_weights(temp, safe_serialization=True, **saved)
+        if vae_layers is not None:
+            _add_part(temp / WEIGHTS_NAME, "vae", vae_layers, vae_metadata)
         (temp / WEIGHTS_NAME).chmod(0o644)  # safetensors writes 0600; a LoRA is shared
         (temp / CARD_NAME).write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
 
     return _replace_folder(folder, write)
 
 
+def _add_part(
+    file: Path, part: str, layers: dict[str, torch.Tensor], metadata: dict[str, Any]
+) -> None:
+    """Add one component's adapters to a LoRA file as diffusers writes a part: its keys under
+    `part.`, its peft config under `part.` in the header's `lora_adapter_metadata`."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(file), "pt") as f:
+        header = dict(f.metadata() or {})
+    peft = json.loads(header.get("lora_adapter_metadata", "{}"))
+    peft |= {f"{part}.{key}": value for key, value in metadata.items()}
+    header["lora_adapter_metadata"] = json.dumps(peft, sort_keys=True)
+    tensors = load_file(file) | {f"{part}.{key}": value for key, value in layers.items()}
+    save_file(tensors, file, metadata=header)
+
+
 # ---------------------------------------------------------------------------------------------
-# 6. The run
+# 5. The run
 
 
 def finetune(
@@ -632,7 +656,7 @@ def finetune(
     # 2. The clips at the training shape (all of them, before the model loads: a bad clip is
     # one line now, not after minutes of loading), unless the cache already holds them.
     captions = [clip.caption for clip in clips]
-    key = _cache_key(base, digest)
+    key = _cache_key(base, digest, config)
     cache = _read_cache(out / "cache.pt", key)
     frames = (
         [] if cache is not None else [read_clip(c, base.shape, folder=data_folder) for c in clips]
@@ -646,15 +670,20 @@ def finetune(
             shutil.rmtree(stale, ignore_errors=True)
     pipe = load_base(base, device)
     if cache is None:
-        cache = {"key": key, **_build_cache(pipe, base.family, frames, captions)}
+        cache = {"key": key, **_build_cache(pipe, base.family, frames, captions, vae=config.vae)}
         save_atomic(cache, out / "cache.pt")
     del frames
     torch.manual_seed(config.seed)
-    denoiser = getattr(pipe, base.family.denoiser)
-    layers = add_lora(denoiser, base.family, config)
+    family = base.family
+    denoiser = getattr(pipe, family.denoiser)
+    layers = add_lora(pipe, family, config)
     params = [p for layer in layers for p in layer.parameters()]
     for p in params:
         p.requires_grad_(True)
+    groups = [
+        [p for p in getattr(pipe, component).parameters() if p.requires_grad]
+        for component in adapted(family, config)
+    ]
 
     # 4. Optimizer, schedule, EMA, batches, noise; or all of them as the checkpoint left them.
     gen = torch.Generator().manual_seed(config.seed)
@@ -662,7 +691,7 @@ def finetune(
     schedule = lr_schedule(optimizer, config.warmup_steps, config.steps)
     ema = EMA(layers, config.ema_decay) if config.ema_decay > 0 else None
     batches = Batches(len(clips), config.batch, config.seed)
-    noise = base.family.noise_schedule(pipe)
+    noise = family.noise_schedule(pipe, fps=base.shape.fps)
     step, seconds = 0, 0.0
     if state is not None:
         with torch.no_grad():
@@ -679,7 +708,8 @@ def finetune(
     kept = None if state is None else state["step"]
     log = Log(out / "log.jsonl", None if kept is None else (lambda row: row["step"] <= kept))
     started = time.perf_counter() - seconds
-    latents, embeds, empty = cache["latents"], cache["embeds"], cache["empty"]
+    latents, text, tokens = cache["latents"], cache["text"], cache["tokens"]
+    empty = len(clips)  # the row of the empty caption
     data = {"sha256": digest, "clips": len(clips), **vars(base.shape)}
 
     def checkpoint() -> None:
@@ -707,22 +737,31 @@ def finetune(
     while step < config.stop:
         picked = batches.next()
         drop = torch.rand(len(picked), generator=gen) < config.caption_dropout
-        batch_embeds = torch.where(drop[:, None, None], empty[None], embeds[picked])
-        loss = base.family.loss(denoiser, latents[picked], batch_embeds, noise, gen)
+        rows = torch.where(drop, empty, picked)
+        if config.text_encoder:  # through the adapted text encoder, at every step
+            batch_text = family.text_from_tokens(pipe, tokens[rows])
+        else:
+            batch_text = {key: value[rows] for key, value in text.items()}
+        loss = family.loss(pipe, latents[picked], batch_text, noise, gen)
+        row = {"stage": family.denoiser, "step": step + 1, "loss": loss.item()}
+        if config.vae:  # the decoder's own loss: its parameters are apart from the rest
+            drawn = _reconstruction_loss(pipe, latents[picked], cache["frames"][picked], gen)
+            row["vae_loss"] = drawn.item()
+            loss = loss + drawn
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        if config.grad_clip > 0:  # each component's adapters by themselves
+            for group in groups:
+                torch.nn.utils.clip_grad_norm_(group, config.grad_clip)
         optimizer.step()
         schedule.step()
         if ema is not None:
             ema.update(layers)
         step += 1
-        log.write({"stage": base.family.denoiser, "step": step, "loss": loss.item(),
-                   "seconds": _elapsed(started)})  # fmt: skip
+        log.write(row | {"seconds": _elapsed(started)})
         if progress is not None:
             rate = (time.perf_counter() - stage_start) / max(1, step - first)
-            progress(step, config.stop, loss.item(), rate * (config.stop - step))
+            progress(step, config.stop, row["loss"], rate * (config.stop - step))
         if config.sample_every and step % config.sample_every == 0:
             with _averaged(params, ema):
                 _write_samples(
@@ -734,16 +773,7 @@ def finetune(
     # 6. Hand on the LoRA (its EMA weights, with an EMA).
     denoiser.eval()
     with _averaged(params, ema):
-        return export_lora(
-            lora_folder,
-            denoiser,
-            base,
-            config,
-            step=step,
-            data=data,
-            captions=captions,
-            tokenizer=pipe.tokenizer,
-        )
+        return export_lora(lora_folder, pipe, base, config, step=step, data=data, captions=captions)
 
 
 def _check_resumable(state: dict[str, Any], config: FinetuneConfig, out: Path, digest: str) -> None:
