@@ -294,7 +294,7 @@ def plot_losses(rows: list[dict[str, Any]], path: Path) -> None:
     """A PNG of each stage's loss (log scale): the raw steps pale, a moving average dark."""
     from PIL import Image, ImageDraw
 
-    stages = [s for s in ("vae", "unet") if any(r["stage"] == s for r in rows)]
+    stages = list(dict.fromkeys(r["stage"] for r in rows))  # in the order they ran
     width, panel = 640, 240
     image = Image.new("RGB", (width, panel * max(1, len(stages))), "white")
     draw = ImageDraw.Draw(image)
