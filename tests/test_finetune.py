@@ -512,3 +512,21 @@ def test_a_shape_the_model_cannot_train_at_is_refused(tmp_path: Path) -> None:
     error = refusal(tmp_path, height=128)
     assert isinstance(error, InvalidRequest) and error.argument == "height"
     assert "`height` = 128: shapes trains only at 64x64 (its fixed size)" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("model", "key"),
+    [("cogvideox-2b", "text_encoder"), ("animatediff", "text_encoder"), ("cogvideox-2b", "vae"),
+     ("wan2.1-t2v-1.3b", "vae")],
+)  # fmt: skip
+def test_a_part_the_family_cannot_adapt_is_refused_before_loading(
+    hub, tmp_path: Path, model: str, key: str
+) -> None:
+    """A text-encoder LoRA where the family adapts its denoiser only (T5, a motion LoRA), a VAE
+    LoRA where the VAE is not a frame-by-frame AutoencoderKL: one line naming the key."""
+    hub(model)
+    as_pairs(tmp_path / "data")
+    error = refusal(tmp_path, model=model, num_frames=None, height=None, width=None, **{key: True})
+    assert isinstance(error, InvalidRequest) and error.argument == key
+    assert f"set `{key} = false`" in str(error)
+    assert not (tmp_path / "run").exists()
