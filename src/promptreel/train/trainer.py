@@ -291,16 +291,25 @@ class Log:
 
 
 def plot_losses(rows: list[dict[str, Any]], path: Path) -> None:
-    """A PNG of each stage's loss (log scale): the raw steps pale, a moving average dark."""
+    """A PNG of each stage's loss (log scale), and of any other loss a row logs beside it
+    (`vae_loss`): the raw steps pale, a moving average dark."""
     from PIL import Image, ImageDraw
 
     stages = list(dict.fromkeys(r["stage"] for r in rows))  # in the order they ran
+    panels = [
+        (stage, key)
+        for stage in stages
+        for key in dict.fromkeys(
+            k for r in rows if r["stage"] == stage for k in r if k == "loss" or k.endswith("_loss")
+        )
+    ]
     width, panel = 640, 240
-    image = Image.new("RGB", (width, panel * max(1, len(stages))), "white")
+    image = Image.new("RGB", (width, panel * max(1, len(panels))), "white")
     draw = ImageDraw.Draw(image)
-    for n, stage in enumerate(stages):
-        steps = [r["step"] for r in rows if r["stage"] == stage]
-        losses = np.log10(np.maximum([r["loss"] for r in rows if r["stage"] == stage], 1e-8))
+    for n, (stage, key) in enumerate(panels):
+        picked = [r for r in rows if r["stage"] == stage and key in r]
+        steps = [r["step"] for r in picked]
+        losses = np.log10(np.maximum([r[key] for r in picked], 1e-8))
         window = max(1, len(losses) // 50)
         smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
         top, left, right, bottom = n * panel + 24, 56, width - 12, (n + 1) * panel - 24
@@ -312,7 +321,8 @@ def plot_losses(rows: list[dict[str, Any]], path: Path) -> None:
         draw.line(_points(steps, losses, box, span), fill=(170, 190, 230))
         if len(smooth) > 1:
             draw.line(_points(steps[window - 1 :], smooth, box, span), fill=(20, 60, 160))
-        draw.text((left, top - 18), f"{stage} loss (log10), steps {steps[0]}-{steps[-1]}", "black")
+        name = f"{stage} loss" if key == "loss" else key.replace("_", " ")
+        draw.text((left, top - 18), f"{name} (log10), steps {steps[0]}-{steps[-1]}", "black")
         draw.text((4, top), f"{10**high:.3g}", "black")
         draw.text((4, bottom - 10), f"{10**low:.3g}", "black")
     temp = path.with_name(f".{path.name}.tmp.png")
