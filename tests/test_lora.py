@@ -121,8 +121,8 @@ def test_the_same_frames_as_plain_diffusers(loras) -> None:
 
 def test_a_named_lora_from_the_data_folder(loras, promptreel_home, cli, workdir) -> None:
     shutil.copytree(loras["one"], promptreel_home / "loras" / "my-style")
-    listed = json.loads(cli("loras", "--json").out)
-    assert [lora["name"] for lora in listed] == ["my-style"]
+    listed = {lora["name"]: lora for lora in json.loads(cli("loras", "--json").out)}
+    assert not listed["my-style"]["shipped"] and listed["shapes-pink-cross"]["shipped"]
     made = cli(
         "generate", "a red circle moving right", "--lora", "my-style:0.8", "--num-frames", "4",
         "--num-inference-steps", "2", "--seed", "5", "-o", "a.mp4",
@@ -268,3 +268,27 @@ def test_every_family_that_can_load_a_lora_does(model, hub, tmp_path) -> None:
     after = promptreel.generate("a kite", **options)
     assert not np.array_equal(plain.frames, styled.frames)
     assert np.array_equal(plain.frames, after.frames)
+
+
+def test_the_shipped_lora_teaches_the_shapes_model_pink_and_a_cross(cli) -> None:
+    """`shapes-pink-cross` (docs/training.md): listed by name, and with it the shipped model
+    draws a colour and a shape it never saw, at its defaults, as the fidelity detector reads
+    the video; without it, neither (it draws pink red and a cross as a square)."""
+    from promptreel.eval.fidelity import detect
+
+    listed = {lora["name"]: lora for lora in json.loads(cli("loras", "--json").out)}
+    assert (
+        listed["shapes-pink-cross"]["shipped"] and listed["shapes-pink-cross"]["base"] == "shapes"
+    )
+    assert {"pink", "cross"} <= set(listed["shapes-pink-cross"]["trigger_words"])
+    for prompt, truth in [
+        ("a pink cross moving up", ("pink", "cross", "up")),
+        ("a pink square moving left", ("pink", "square", "left")),
+        ("a green cross moving right", ("green", "cross", "right")),
+    ]:
+        taught = detect(
+            promptreel.generate(prompt, lora="shapes-pink-cross", seed=0, history=False).frames
+        )
+        assert (taught.colour, taught.shape, taught.direction) == truth, prompt
+        plain = detect(promptreel.generate(prompt, seed=0, history=False).frames)
+        assert (plain.colour, plain.shape) != truth[:2], prompt
