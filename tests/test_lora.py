@@ -154,6 +154,8 @@ def test_a_lora_of_another_base_is_refused_before_loading(hub, tmp_path, cli, wo
         ("unknown name", InvalidRequest, "is not a known LoRA"),
         ("not cached", ModelNotDownloaded, "promptreel download someone/style-lora"),
         ("bad scale", InvalidRequest, "the scale must be a number"),
+        ("word scale", InvalidRequest, "the scale 'strong' is not a number"),
+        ("word scale, named", InvalidRequest, "give shapes-pink-cross:0.8"),
         ("no name", InvalidRequest, "names no LoRA"),
         ("svd", InvalidRequest, "cannot load a LoRA"),
     ],
@@ -174,6 +176,10 @@ def test_refusals(loras, tmp_path, hub, make, error, words) -> None:
         options["lora"] = "someone/style-lora"
     elif make == "bad scale":
         options["lora"] = f"{loras['one']}:nan"
+    elif make == "word scale":
+        options["lora"] = f"{loras['one']}:strong"
+    elif make == "word scale, named":
+        options["lora"] = "shapes-pink-cross:abc"
     elif make == "no name":
         options["lora"] = ":0.5"
     elif make == "svd":

@@ -114,6 +114,14 @@ def resolve(entry: str, *, folders: bool = True) -> Lora:
                 value=entry,
             ) from None
     else:
+        head, _, tail = ref.rpartition(":")
+        # LORA:SCALE with a scale that is not a number
+        if head and (head in named or (folders and _is_dir(head))):
+            raise InvalidRequest(
+                f"--lora {entry!r}: the scale {tail!r} is not a number; give {head}:0.8, say.",
+                argument="lora",
+                value=entry,
+            )
         names = ", ".join(sorted(named)) or "none yet"
         where = "a folder, " if folders else ""
         raise InvalidRequest(
