@@ -47,7 +47,6 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import InvalidRequest, ModelNotFound, about
@@ -59,7 +58,7 @@ from .lora_families import (
     FAMILIES,
     TEXT_TARGETS,
     LoraFamily,
-    device_of,
+    frame_reconstruction_loss,
     is_temporal,
     target_pattern,
 )
@@ -256,9 +255,10 @@ def find_base(config: FinetuneConfig) -> Base:
         target_pattern(family, config.target_modules, config.temporal)  # `temporal` it can do
         shape = _training_shape(config, card)
         folder = locate(card)
-        if config.vae and _vae_class(folder) != "AutoencoderKL":
+        vae_class = _vae_class(folder) if config.vae else None
+        if vae_class not in (None, "AutoencoderKL"):
             raise InvalidRequest(
-                f"`vae` = true: {card.name}'s VAE is a {_vae_class(folder)}; promptreel adapts "
+                f"`vae` = true: {card.name}'s VAE is a {vae_class}; promptreel adapts "
                 "frame-by-frame AutoencoderKL decoders only; set `vae = false`",
                 argument="vae",
                 value=True,
@@ -461,19 +461,6 @@ def _build_cache(
         "tokens": tokens,
         "frames": pixels,
     }
-
-
-def _reconstruction_loss(
-    pipe: Any, latents: torch.Tensor, frames: torch.Tensor, gen: torch.Generator
-) -> torch.Tensor:
-    """One random frame of each clip decoded from its cached latent (a frame-by-frame VAE's
-    layout: B, C, F, h, w), against the frame itself: the mean squared error in [-1, 1]."""
-    rows = torch.arange(len(frames))
-    index = torch.randint(0, frames.shape[1], (len(frames),), generator=gen)
-    device = device_of(pipe.vae)
-    z = latents[rows, :, index].to(device) / pipe.vae.config.scaling_factor
-    x = frames[rows, index].permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device)
-    return F.mse_loss(pipe.vae.decode(z).sample.float(), x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -745,7 +732,7 @@ def finetune(
         loss = family.loss(pipe, latents[picked], batch_text, noise, gen)
         row = {"stage": family.denoiser, "step": step + 1, "loss": loss.item()}
         if config.vae:  # the decoder's own loss: its parameters are apart from the rest
-            drawn = _reconstruction_loss(pipe, latents[picked], cache["frames"][picked], gen)
+            drawn = frame_reconstruction_loss(pipe, latents[picked], cache["frames"][picked], gen)
             row["vae_loss"] = drawn.item()
             loss = loss + drawn
         optimizer.zero_grad(set_to_none=True)

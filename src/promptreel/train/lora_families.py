@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InvalidRequest
+from .trainer import vae_input
 
 Text = dict[str, torch.Tensor]  # the denoiser's text inputs, by keyword, batch first
 
@@ -176,9 +177,23 @@ def _mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def _encode_frames_sd(pipe: Any, frames: torch.Tensor) -> torch.Tensor:
     """uint8 (F, H, W, 3) -> (C, F, h, w): each frame through the 2D VAE, as the pipeline
     decodes them, its posterior's mean times the VAE's scaling factor."""
-    x = frames.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(device_of(pipe.vae))
+    x = vae_input(frames).to(device_of(pipe.vae))
     means = [pipe.vae.encode(x[i : i + 8]).latent_dist.mean for i in range(0, len(x), 8)]
     return (torch.cat(means) * pipe.vae.config.scaling_factor).permute(1, 0, 2, 3).cpu()
+
+
+def frame_reconstruction_loss(
+    pipe: Any, latents: torch.Tensor, frames: torch.Tensor, gen: torch.Generator
+) -> torch.Tensor:
+    """`_encode_frames_sd` undone, for a decoder that learns (`vae = true`): one random frame
+    of each clip decoded from its cached latent (B, C, F, h, w), against the frame itself
+    (uint8 B, F, H, W, 3): the mean squared error in [-1, 1]."""
+    rows = torch.arange(len(frames))
+    index = torch.randint(0, frames.shape[1], (len(frames),), generator=gen)
+    device = device_of(pipe.vae)
+    z = latents[rows, :, index].to(device) / pipe.vae.config.scaling_factor
+    x = vae_input(frames[rows, index]).to(device)
+    return F.mse_loss(pipe.vae.decode(z).sample.float(), x)
 
 
 def _tokens_sd(pipe: Any, captions: list[str]) -> torch.Tensor:

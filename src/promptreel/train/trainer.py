@@ -537,8 +537,7 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
         stage_start, first = time.perf_counter(), step
         while step < config.vae_steps:
             picked = batches.next()
-            x = clips[picked // frames_per_clip, picked % frames_per_clip]
-            x = x.permute(0, 3, 1, 2).float() / 127.5 - 1
+            x = vae_input(clips[picked // frames_per_clip, picked % frames_per_clip])
             loss = vae_loss(vae, x, config, gen)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -669,14 +668,18 @@ def train(config: TrainConfig, *, resume: bool = True, progress: Progress | None
 
 
 @torch.no_grad()
+def vae_input(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (N, H, W, 3) as a 2D VAE takes them: (N, 3, H, W), float in [-1, 1]."""
+    return frames.permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def encode_clips(vae: Any, clips: torch.Tensor, batch: int = 64) -> tuple[torch.Tensor, float]:
     """(N, C, F, h, w) latent means of every frame, scaled to unit variance; and that scale."""
     n, f = clips.shape[:2]
     frames = clips.reshape(n * f, *clips.shape[2:])
     means = []
     for i in range(0, len(frames), batch):
-        x = frames[i : i + batch].permute(0, 3, 1, 2).float() / 127.5 - 1
-        means.append(vae.encode(x).latent_dist.mean)
+        means.append(vae.encode(vae_input(frames[i : i + batch])).latent_dist.mean)
     z = torch.cat(means)
     scaling_factor = float(1.0 / z.std())
     z = (z * scaling_factor).reshape(n, f, *z.shape[1:]).permute(0, 2, 1, 3, 4).contiguous()
