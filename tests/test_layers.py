@@ -1,7 +1,7 @@
 """The layers import downward only, and no module imports itself back through another.
 
     interfaces (cli, server, eval)  ->  api  ->  jobs  ->  the engine (generation)  ->
-    request, models, video, device, schedulers, errors, home, jsontext, train, control
+    request, models, video, device, schedulers, errors, home, jsontext, train, control, memory
 
 Imports inside functions count too: a lazy import is still a dependency.
 """
@@ -33,6 +33,7 @@ LAYERS = [
         "promptreel.jsontext",
         "promptreel.train",
         "promptreel.control",
+        "promptreel.memory",
     ),
 ]
 

@@ -61,6 +61,7 @@ NOT_DEFAULT = {
     "vae_tiling": True,
     "forward_chunking": True,
     "compile": True,
+    "cache": "fast",
 }
 
 

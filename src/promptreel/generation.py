@@ -33,6 +33,7 @@ from . import jsontext
 from .control.looks import control_fault
 from .device import DTYPES, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
+from .memory.peaks import StagePeaks
 from .models import lora as lora_files
 from .models.card import ModelCard
 from .models.cards import CARDS, ESTIMATORS
@@ -54,6 +55,7 @@ from .models.resolve import (
     with_base,
     with_control,
 )
+from .models.step_cache import step_cache
 from .request import (
     INPUT_FILES,
     MAX_FPS,
@@ -157,6 +159,13 @@ def prepare(
         dtype = pick_dtype(request.dtype, device, card.dtype)
     with about("offload", request.offload):
         check_offload(device, request.offload)
+    if request.cache != "off" and request.compile:
+        raise InvalidRequest(
+            f"--cache {request.cache} cannot run on a compiled denoiser (the cache changes "
+            "which layers run from step to step); drop --compile or use --cache off.",
+            argument="cache",
+            value=request.cache,
+        )
     frames_in, fps_in = _read_input_video(request, card)
     video_in = None
     if frames_in is not None:
@@ -224,12 +233,20 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
     """Make the video of a prepared request: load (or reuse) the pipeline, denoise, decode."""
     report = progress or (lambda _: None)
     p = prepared
+    device = p.device
+    clock = _StageClock(report, StagePeaks(device))
+    try:
+        return _run(p, clock)
+    finally:
+        clock.peaks.close()
+
+
+def _run(p: Prepared, clock: _StageClock) -> Video:
     request, card, device, dtype, settings = p.request, p.card, p.device, p.dtype, p.settings
     kwargs, folder = dict(p.kwargs), p.folder
 
     # 1. Load, or reuse the loaded pipeline
-    started = time.perf_counter()
-    report(Progress("load"))
+    clock.enter("load")
     options = LoadOptions(
         folder=folder,
         pipeline_class=card.family.pipeline_class,
@@ -256,7 +273,7 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
         if settings.scheduler == MODEL_SCHEDULER
         else make_scheduler(settings.scheduler, own_scheduler.config, card.scheduler_overrides)
     )
-    timings = {"load": time.perf_counter() - started}
+    clock.lap("load")
 
     # 2. The input frames, at the request's size; control images drawn from them if asked
     renames = card.family.renames
@@ -268,8 +285,7 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
         if card.control is None:
             kwargs[renames.get("video", "video")] = _images(frames)
         elif draws_control_images(request):
-            started = time.perf_counter()
-            report(Progress("control"))
+            clock.enter("control")
             control = estimators.extract(
                 card.control,
                 frames,
@@ -277,7 +293,7 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
                 device=device,
                 dtype=DTYPES[dtype],
             )
-            timings["control"] = time.perf_counter() - started
+            clock.lap("control")
         else:
             control = frames
         if control is not None:
@@ -288,10 +304,14 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     if card.family.frames_as_batch:
         _frames_as_batch(pipe, kwargs, settings, generator)
-    clock = _StageClock(report, timings)
+    clock.enter("encode")
     pipe.progress_bar = clock.progress_bar
     try:
-        with _torch_kernels(), lora_files.applied(pipe, list(p.loras)):
+        with (
+            _torch_kernels(),
+            lora_files.applied(pipe, list(p.loras)),
+            step_cache(pipe, request.cache, settings.num_inference_steps) as reuse,
+        ):
             output = pipe(**kwargs, generator=generator, output_type="np")
     except torch.OutOfMemoryError:
         unload()  # free what the failed job held, so the next one starts clean
@@ -306,7 +326,9 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
 
     # 4. Say how it was made
     record = _record(p, kwargs, pipe)
-    record["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    record["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}
+    record["memory"] = {"measured": clock.memory}
+    record["cache"] = reuse
     record["pipeline_reused"] = reused
     video = Video(frames=frames, fps=settings.fps, record=record)
     if control is not None:
@@ -364,30 +386,43 @@ def _torch_kernels() -> Iterator[None]:
 
 
 class _StageClock:
-    """Times encode / denoise / decode by watching the pipeline's own progress bar.
+    """Times the stages and measures their peak memory (`memory`: stage -> peaks).
 
-    Every diffusers pipeline opens `self.progress_bar(total=steps)` around its denoising loop
-    and calls `update()` once a step: before the bar, it encodes the prompt; after it, it
-    decodes. Replacing that method on the instance gives the same stages for every family.
+    Encode, denoise and decode are found by watching the pipeline's own progress bar: every
+    diffusers pipeline opens `self.progress_bar(total=steps)` around its denoising loop and
+    calls `update()` once a step; before the bar, it encodes the prompt; after it, it decodes.
+    Replacing that method on the instance gives the same stages for every family.
     """
 
-    def __init__(self, report: ProgressFn, timings: dict[str, float]) -> None:
+    def __init__(self, report: ProgressFn, peaks: StagePeaks) -> None:
         self.report = report
-        self.timings = timings
+        self.peaks = peaks
+        self.timings: dict[str, float] = {}
+        self.memory: dict[str, dict[str, int | None]] = {}
         self.mark = time.perf_counter()
         self.step = 0
         self.total = 0
         self.iterable: Any = None
-        self.stage = "encode"
-        report(Progress("encode"))
+        self.stage = "load"
 
-    def _lap(self, stage: str) -> None:
+    def enter(self, stage: str) -> None:
+        """Start `stage`; what ran since the last lap is not counted."""
+        self.stage = stage
+        self.report(Progress(stage))
+        self.peaks.take()
+        self.mark = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.timings[stage] = self.timings.get(stage, 0.0) + now - self.mark
         self.mark = now
+        peaks = self.peaks.take()
+        if stage in self.memory:  # a pipeline with two denoising loops: the higher
+            peaks = {k: _larger(v, self.memory[stage][k]) for k, v in peaks.items()}
+        self.memory[stage] = peaks
 
     def progress_bar(self, iterable: Any = None, total: int | None = None) -> _StageClock:
-        self._lap("encode" if "denoise" not in self.timings else "decode")
+        self.lap("encode" if "denoise" not in self.timings else "decode")
         self.total += total if total is not None else len(iterable)
         self.iterable = iterable
         self.stage = "denoise"
@@ -398,7 +433,7 @@ class _StageClock:
         return self
 
     def __exit__(self, exc_type: object, *exc: object) -> None:
-        self._lap("denoise")
+        self.lap("denoise")
         if exc_type is None:  # a failed or cancelled step does not move on to decoding
             self.stage = "decode"
             self.report(Progress("decode", self.step, self.total))
@@ -413,7 +448,11 @@ class _StageClock:
         self.report(Progress("denoise", self.step, self.total))
 
     def finish(self) -> None:
-        self._lap("decode")
+        self.lap("decode")
+
+
+def _larger(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def _check_eta(scheduler: str, folder: Path) -> None:

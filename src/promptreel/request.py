@@ -51,6 +51,7 @@ MAX_FPS = 120.0
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Offload = Literal["none", "model", "sequential", "group"]
+Cache = Literal["off", "fast", "max"]
 # `model`: the sampler the model ships with (pinned as such in a record, so that a card that
 # later picks another default cannot change a rerun); the others are `schedulers.SCHEDULERS`.
 Scheduler = Literal["model", "ddim", "dpm++", "euler", "euler-a", "unipc"]
@@ -182,6 +183,11 @@ class GenerationRequest(BaseModel):
         False, description="Chunk feed-forward layers (less memory)."
     )
     compile: StrictBool = Field(False, description="torch.compile the denoiser.")
+    cache: Cache = Field(
+        "off",
+        description="Reuse work across denoising steps: fast (about 2x, nearly the same "
+        "video), max (faster, less faithful).",
+    )
 
     @field_validator("model", "base", mode="before")
     @classmethod
@@ -248,6 +254,7 @@ class GenerateOptions(TypedDict, total=False):
     vae_tiling: bool
     forward_chunking: bool
     compile: bool
+    cache: Cache
 
 
 def make_request(**fields: object) -> GenerationRequest:
