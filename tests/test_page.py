@@ -111,10 +111,17 @@ def test_a_video_made_from_the_page(serve: Callable[..., str], page: Page) -> No
 
     card = page.locator("#gallery li").first
     expect(card.locator(".prompt")).to_have_text("a blue square moving left")
-    record = card.locator("details")
+    record = card.locator("details", has=page.locator("summary", has_text="Record"))
     assert record.get_attribute("open") is None  # folded away until asked for
     expect(record.locator("pre")).to_contain_text('"prompt": "a blue square moving left"')
     expect(record.locator("pre")).to_contain_text('"num_frames": 8')
+    # what each stage took and the memory it used at its peak
+    expect(card.locator(".hint").first).to_contain_text("peak RAM")
+    stages = card.locator("details", has=page.locator("summary", has_text="Time and memory"))
+    stages.locator("summary").click()
+    expect(stages.locator("tr")).to_have_count(5)  # a header, load, encode, denoise, decode
+    expect(stages.locator("tr").nth(3)).to_contain_text("denoise")
+    expect(stages.locator("tr").nth(3).locator("td").nth(2)).to_contain_text("MiB")
 
     download = card.get_by_role("link", name="Download video 1")
     href = download.get_attribute("href")

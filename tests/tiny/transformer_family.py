@@ -143,7 +143,7 @@ def _build_cogvideox(
         out_channels=latent_channels,
         time_embed_dim=16,
         text_embed_dim=_TEXT_DIM,
-        num_layers=1,
+        num_layers=2,
         # the real latent sample size: the pipelines' default 480x720, 49 frames
         sample_width=90,
         sample_height=60,
@@ -259,7 +259,7 @@ def build_ltx_video(out: Path) -> None:
         num_attention_heads=2,
         attention_head_dim=8,
         cross_attention_dim=16,  # equals the inner dim (heads x head dim), as in the real model
-        num_layers=1,
+        num_layers=2,
         caption_channels=_TEXT_DIM,
     )
     _save(transformer, out / "transformer")
@@ -351,7 +351,7 @@ def build_wan21_t2v_1_3b(out: Path) -> None:
         text_dim=_TEXT_DIM,
         freq_dim=256,
         ffn_dim=32,
-        num_layers=1,
+        num_layers=2,
         cross_attn_norm=True,
         qk_norm="rms_norm_across_heads",
         rope_max_seq_len=1024,

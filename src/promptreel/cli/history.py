@@ -11,7 +11,7 @@ import typer
 
 from ..errors import InvalidRequest
 from .generate import OWN_OPTIONS, make_video, with_options
-from .show import print_fields, printable, table_lines
+from .show import print_fields, printable, stage_lines, table_lines
 
 JobId = Annotated[
     int, typer.Argument(metavar="ID", min=1, max=2**63 - 1, help="The id from `history`.")
@@ -74,17 +74,19 @@ def history_show(
     job_id: JobId,
     json_output: Annotated[bool, typer.Option("--json", help="Machine-readable.")] = False,
 ) -> None:
-    """Everything about one generation: request, status, seed, timings, files, error."""
+    """Everything about one generation: request, status, seed, files, error, and each stage's
+    time and peak memory."""
     job = _job(job_id)
     data = job.to_dict()
     if json_output:
         print(json.dumps(data, indent=2))
         return
     record = data.pop("record") or {}
-    data["timings"] = record.get("timings")
     for key in ("created_at", "started_at", "finished_at"):
         data[key] = _when(data[key], seconds=True)
     print_fields(data, width=16)
+    for line in stage_lines(record):
+        print(line)
 
 
 def history_rerun(job_id: int, **own: Any) -> None:

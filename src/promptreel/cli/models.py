@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from .show import count, print_fields, printable
+from .show import count, print_fields, printable, stage_lines
 
 models_app = typer.Typer(help="List the models promptreel knows, or show one.")
 
@@ -105,7 +105,9 @@ def inspect(
     if json_output:
         print(json.dumps(record, indent=2))
         return
-    print_fields(record, width=20)
+    print_fields({k: v for k, v in record.items() if k not in ("timings", "memory")}, width=20)
+    for line in stage_lines(record):
+        print(line)
 
 
 def loras(

@@ -68,3 +68,45 @@ def _fit(text: str, width: int) -> str:
     if cell_len(text) <= width:
         return set_cell_size(text, width)
     return set_cell_size(text, width - 1) + "…"
+
+
+def stage_lines(record: dict[str, Any]) -> list[str]:
+    """A record's stages as a table: each one's time and measured peak memory, and the plan's
+    estimate beside it when the record has one. A record is read from a file: any part of it
+    may be missing or of the wrong kind, and shows as `-`."""
+    timings = _mapping(record.get("timings"))
+    memory = _mapping(record.get("memory"))
+    measured, planned = _mapping(memory.get("measured")), _mapping(memory.get("planned"))
+    stages = list(dict.fromkeys([*timings, *measured]))
+    if not stages:
+        return []
+    names = ["stage", "time", "peak RAM", "peak VRAM"]
+    if planned:
+        names += ["planned RAM", "planned VRAM"]
+    rows = []
+    for stage in stages:
+        row = [str(stage), _seconds(timings.get(stage))]
+        for peaks in (measured, planned) if planned else (measured,):
+            at = _mapping(peaks.get(stage))
+            row += [size(at.get("peak_ram_bytes")), size(at.get("peak_vram_bytes"))]
+        rows.append(row)
+    return table_lines(names, rows)
+
+
+def size(n: object) -> str:
+    """Bytes as a person reads them: 613 MiB, 7.9 GiB; `-` for no number."""
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        return "-"
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}" if n < 10 * scale else f"{n / scale:.0f} {unit}"
+    return f"{n} B"
+
+
+def _seconds(value: object) -> str:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return f"{value:.2f} s" if ok else "-"
+
+
+def _mapping(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

@@ -68,6 +68,9 @@ def eval_fidelity(
             metavar="LORA[:SCALE]", help="LoRA to generate with, as generate's. Repeatable."
         ),
     ] = None,
+    cache: Annotated[
+        str, typer.Option(help="Reuse work across denoising steps (off, fast, max), as generate's.")
+    ] = "off",
 ) -> None:
     """Generate all 84 shapes prompts and score colour, shape and direction with a detector.
 
@@ -76,10 +79,11 @@ def eval_fidelity(
     from rich.progress import Progress
 
     from ..eval.fidelity import evaluate
-    from ..request import DEFAULT_MODEL
+    from ..request import DEFAULT_MODEL, make_request
     from ..train.shapes import asked_extras
 
     asked_extras(with_ or ())  # refuses an unknown name before anything is written
+    make_request(cache=cache)  # and an unknown cache level
     out.mkdir(parents=True, exist_ok=True)
     with Progress(transient=True, disable=not sys.stderr.isatty()) as bar:
         task = bar.add_task("videos", total=None)
@@ -91,6 +95,7 @@ def eval_fidelity(
             num_inference_steps=num_inference_steps,
             guidance_scale=guidance_scale,
             lora=lora or (),
+            cache=cache,
             out_dir=out,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )

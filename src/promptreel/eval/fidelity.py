@@ -511,6 +511,7 @@ def evaluate(
     num_inference_steps: int | None = None,
     guidance_scale: float | None = None,
     lora: Sequence[str] = (),
+    cache: str = "off",
     out_dir: str | os.PathLike[str],
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
@@ -521,7 +522,8 @@ def evaluate(
     `per_combination` times with its own seed, drawn from `seed`, so the same arguments give the
     same set of videos. Writes
     `contact_sheet.png` and `fidelity.json` into `out_dir` (created if missing) and returns the
-    same results: accuracy per attribute and joint, and one row per video. `progress`, if given,
+    same results: accuracy per attribute and joint, and one row per video (with its denoising
+    time); `cache` is generate's `--cache`. `progress`, if given,
     is called with (videos done, videos in all) after each video.
     """
     import promptreel  # the package imports torch and diffusers lazily; only this needs them
@@ -557,6 +559,7 @@ def evaluate(
         options["guidance_scale"] = guidance_scale
     if lora:
         options["lora"] = list(lora)  # each "LORA[:SCALE]", as `generate` takes them
+    options["cache"] = cache
 
     # 2. Generate and detect.
     started = time.perf_counter()
@@ -576,6 +579,7 @@ def evaluate(
                 "detected": detection.attributes(),
                 "correct": _score(truth, detection),
                 "diagnostics": detection.diagnostics(),
+                "denoise_seconds": video.record["timings"]["denoise"],
             }
         )
         sheet_frames.append(_sheet_tiles(video.frames))
@@ -593,6 +597,7 @@ def evaluate(
         "num_inference_steps": num_inference_steps,
         "guidance_scale": guidance_scale,
         "lora": list(lora),
+        "cache": cache,
         "count": len(rows),
         "accuracy": accuracy,
         "seconds": round(time.perf_counter() - started, 2),

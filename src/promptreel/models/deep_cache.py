@@ -44,7 +44,7 @@ class DeepCache:
         self._handles += [
             unet.register_forward_pre_hook(self._before_call, with_kwargs=True),
             unet.register_forward_hook(self._after_call),
-            last.resnets[-1].register_forward_pre_hook(self._keep_last_input),
+            last.resnets[-1].register_forward_pre_hook(self._keep_last_input, with_kwargs=True),
             *(block.register_forward_hook(self._keep_output) for block in self._deep),
         ]
 
@@ -81,10 +81,12 @@ class DeepCache:
         if not self._reusing:
             self._outputs[block] = output
 
-    def _keep_last_input(self, resnet: nn.Module, args: tuple[Any, ...]) -> None:
+    def _keep_last_input(self, resnet: nn.Module, args: tuple[Any, ...], kwargs: dict) -> None:
         if not self._reusing:
+            # its input comes first, by position or (AnimateDiff's blocks) by name
+            joined = args[0] if args else next(iter(kwargs.values()))
             skip = self.unet.conv_in.out_channels  # the skip joined to it is conv_in's output
-            self._kept_input = args[0][:, :-skip]
+            self._kept_input = joined[:, :-skip]
 
     def _last_layer_only(self, hidden_states: Any, res_hidden_states_tuple: Any, **kwargs: Any):
         block = self.unet.up_blocks[-1]

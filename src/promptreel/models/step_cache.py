@@ -60,6 +60,11 @@ def step_cache(pipe: Any, level: str, steps: int) -> Iterator[dict[str, Any]]:
     transformers = [
         model for name in ("transformer", "transformer_2") if (model := getattr(pipe, name, None))
     ]
+    if any(len(_blocks(model)) < 2 for model in transformers):
+        # nothing to skip after the first block: run as asked, and say so
+        record.update(method=None, why="FirstBlockCache needs two transformer blocks or more")
+        yield record
+        return
     threshold = THRESHOLD[level]
     record.update(method="FirstBlockCache", threshold=threshold)
     counts = BlockCounts()

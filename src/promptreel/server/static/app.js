@@ -385,6 +385,36 @@ function media(job) {
   return video;
 }
 
+/** Each stage's time and measured peak memory, and the plan's estimate when there is one. */
+function stages(record) {
+  const timings = record?.timings ?? {};
+  const measured = record?.memory?.measured ?? {};
+  const planned = record?.memory?.planned ?? null;
+  const names = [...new Set([...Object.keys(timings), ...Object.keys(measured)])];
+  if (!names.length) return ""; // a job that did not run: nothing to show
+  const heads = ["Stage", "Time", "Peak RAM", "Peak VRAM"];
+  if (planned) heads.push("Planned RAM", "Planned VRAM");
+  const row = (cells, tag) => el("tr", {}, ...cells.map((text) => el(tag, { textContent: text })));
+  const table = el("table", { className: "stages" }, row(heads, "th"));
+  for (const name of names) {
+    const cells = [name, Number.isFinite(timings[name]) ? `${timings[name].toFixed(2)} s` : "-"];
+    for (const peaks of planned ? [measured, planned] : [measured]) {
+      cells.push(bytes(peaks[name]?.peak_ram_bytes), bytes(peaks[name]?.peak_vram_bytes));
+    }
+    table.append(row(cells, "td"));
+  }
+  return el("details", {}, el("summary", { textContent: "Time and memory" }), table);
+}
+
+/** Bytes as a person reads them (613 MiB, 7.9 GiB), as `promptreel inspect` shows them. */
+function bytes(n) {
+  if (!Number.isFinite(n) || n < 0) return "-";
+  for (const [unit, scale] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]]) {
+    if (n >= scale) return `${(n / scale).toFixed(n < 10 * scale ? 1 : 0)} ${unit}`;
+  }
+  return `${n} B`;
+}
+
 function addVideo(job, where) {
   if (shown.has(job.id)) return;
   shown.add(job.id);
@@ -392,6 +422,14 @@ function addVideo(job, where) {
   const facts = [`#${job.id}`, job.model, `seed ${job.seed}`];
   if (settings.width && settings.height) facts.push(`${settings.width}×${settings.height}`);
   if (settings.num_frames) facts.push(`${settings.num_frames} frames`);
+  const peaks = Object.values(job.record?.memory?.measured ?? {});
+  const peak = (key) => Math.max(...peaks.map((p) => p?.[key]).filter(Number.isFinite));
+  if (peaks.length && Number.isFinite(peak("peak_ram_bytes"))) {
+    facts.push(`peak RAM ${bytes(peak("peak_ram_bytes"))}`);
+  }
+  if (peaks.length && Number.isFinite(peak("peak_vram_bytes"))) {
+    facts.push(`peak VRAM ${bytes(peak("peak_vram_bytes"))}`);
+  }
 
   const actions = el("div", { className: "actions" });
   if (job.inputs.length && job.source !== "service") {
@@ -431,6 +469,7 @@ function addVideo(job, where) {
     el("p", { className: "prompt", textContent: job.prompt || "(no prompt)" }),
     el("p", { className: "hint", textContent: facts.join(" · ") }),
     actions,
+    stages(job.record),
     el(
       "details",
       {},
