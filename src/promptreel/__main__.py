@@ -1,3 +1,3 @@
-from promptreel.cli import main
+from promptreel.cli import console
 
-main()
+console()

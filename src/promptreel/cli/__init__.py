@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and `python -m promptreel`."""
     if not DEBUG:
         _quiet_libraries()
+    # torch's OpenMP threads spin while they wait for work; when other programs load the CPU
+    # they spin on cores those need, and a shapes video took 2-3x as long (docs/benchmarks.md).
+    # Read when torch loads: only a command that has not loaded it yet can set it.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         os.getcwd()
     except OSError:  # torch would abort the process with a fatal error of oneMKL's
@@ -80,6 +84,28 @@ def main(argv: list[str] | None = None) -> None:
     if code == 130:  # Typer turns Ctrl-C into a silent exit code 130
         _fail("Interrupted", "stopped; no partial file was left behind", 130)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def console() -> None:
+    """The console script and `python -m promptreel`: `main`, then leave at once.
+
+    With torch, diffusers and transformers loaded, tearing the interpreter down (thousands of
+    modules and the objects they hold) takes about a second after the work is done and every
+    file is written and closed: an eighth of a shapes video's whole run. So a command that
+    loaded them flushes what it printed and exits without it. (Not `main` itself: the tests
+    call that in their own process.)
+    """
+    try:
+        main()
+        code: object = 0
+    except SystemExit as exc:
+        code = exc.code
+    if "torch" in sys.modules and (code is None or isinstance(code, int)):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or 0)
+    sys.exit(code)
 
 
 def _report(exc: Exception) -> None:
