@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,24 @@ def test_an_empty_negative_prompt_means_none() -> None:
     )
     assert (plain.frames == empty.frames).all()
     assert empty.record["negative_prompt"] == ""
+
+
+def test_the_command_says_everything_before_it_leaves(tmp_path: Path) -> None:
+    """The console script skips the interpreter's teardown once torch is loaded: what it
+    printed and wrote must all be there, and its exit code must be the command's."""
+    command = [sys.executable, "-m", "promptreel", "generate", "a red circle", "--seed", "2"]
+    made = subprocess.run(
+        [*command, "-o", str(tmp_path / "a.mp4"), "--json", "--quiet"],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["seed"] == 2  # the whole record, flushed
+    assert json.loads((tmp_path / "a.mp4.json").read_text())["seed"] == 2
+    refused = subprocess.run(
+        [*command, "--num-frames", "0", "-o", str(tmp_path / "b.mp4")],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("InvalidRequest: ") and refused.stderr.count("\n") == 1
