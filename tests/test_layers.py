@@ -21,7 +21,7 @@ LAYERS = [
     ("promptreel.cli", "promptreel.server", "promptreel.eval"),
     ("promptreel.api",),
     ("promptreel.jobs",),
-    ("promptreel.generation",),
+    ("promptreel.generation", "promptreel.planning"),
     (
         "promptreel.request",
         "promptreel.models",

@@ -25,6 +25,7 @@ from typing import Any
 
 import diffusers
 import numpy as np
+import psutil
 import torch
 from PIL import Image
 
@@ -34,6 +35,7 @@ from .control.looks import control_fault
 from .device import DTYPES, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
 from .memory.peaks import StagePeaks
+from .memory.plan import Setup, footprint, plan
 from .models import lora as lora_files
 from .models.card import ModelCard
 from .models.cards import CARDS, ESTIMATORS
@@ -235,10 +237,26 @@ def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
     p = prepared
     device = p.device
     clock = _StageClock(report, StagePeaks(device))
+    process = psutil.Process().memory_info().rss  # before this run's weights, if it loads them
     try:
-        return _run(p, clock)
+        video = _run(p, clock)
     finally:
         clock.peaks.close()
+    video.record["memory"]["planned"] = _planned(p, process, video.record["pipeline_reused"])
+    return video
+
+
+def _planned(p: Prepared, process: int, reused: bool) -> dict[str, Any] | None:
+    """The planner's estimate for this run's own switches: every run is one more check of it.
+    A video is never lost to its estimate: a model the planner cannot trace has none."""
+    setup = Setup.of(p.request, p.dtype)
+    try:
+        found = footprint(p.card, p.folder, p.parts, p.settings, p.dtype, [setup], p.device)
+    except Exception:
+        return None
+    if reused:  # the weights were in the process already when it was measured
+        process -= sum(found.weights.values())
+    return plan(found, setup, p.device, process).stages
 
 
 def _run(p: Prepared, clock: _StageClock) -> Video:

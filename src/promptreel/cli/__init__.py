@@ -18,7 +18,7 @@ import warnings
 import typer
 
 from ..errors import PromptreelError
-from . import finetune, generate, history, models, serve, training
+from . import finetune, generate, history, models, plan, serve, training
 from .show import printable
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command()(generate.generate)
+app.command()(plan.plan)
 app.add_typer(models.models_app, name="models")
 app.command()(models.download)
 app.command()(models.inspect)

@@ -58,7 +58,7 @@ OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 
 
-def _option(name: str) -> tuple[Any, Any]:
+def field_option(name: str) -> tuple[Any, Any]:
     """The annotation and default of the option for request field `name`."""
     field = GenerationRequest.model_fields[name]
     help_text = field.description
@@ -131,9 +131,8 @@ def with_options(command: Any, options: dict[str, tuple[Any, Any]]) -> None:
     command.__annotations__ = {p.name: p.annotation for p in parameters}
 
 
-with_options(
-    generate, {**{name: _option(name) for name in GenerationRequest.model_fields}, **OWN_OPTIONS}
-)
+REQUEST_OPTIONS = {name: field_option(name) for name in GenerationRequest.model_fields}
+with_options(generate, {**REQUEST_OPTIONS, **OWN_OPTIONS})
 
 
 def make_video(

@@ -114,13 +114,18 @@ def set_memory_switches(
                     f"the {type(vae).__name__} VAE cannot use {switch}; remove --vae-{switch} "
                     "(lower --param decode_chunk_size where the model has it)."
                 ) from None
-    # the blocks diffusers' enable_forward_chunking reaches; walking them ourselves also gives
-    # the "off" switch that some models (SVD's UNet) lack
-    blocks = [m for m in _denoiser(pipe).modules() if hasattr(m, "set_chunk_feed_forward")]
-    for block in blocks:
+    chunk_feed_forward(_denoiser(pipe), forward_chunking)
+
+
+def chunk_feed_forward(denoiser: Any, on: bool) -> None:
+    """Chunk a UNet's feed-forward layers, or stop.
+
+    The blocks diffusers' enable_forward_chunking reaches; walking them ourselves also gives
+    the "off" switch that some models (SVD's UNet) lack."""
+    for block in [m for m in denoiser.modules() if hasattr(m, "set_chunk_feed_forward")]:
         # chunk size 1 over dim 1 (frames or tokens): feed-forward memory drops by that length;
         # temporal blocks take no dim (theirs is fixed)
-        size = 1 if forward_chunking else None
+        size = 1 if on else None
         if "dim" in inspect.signature(block.set_chunk_feed_forward).parameters:
             block.set_chunk_feed_forward(size, dim=1)
         else:

@@ -1,0 +1,107 @@
+"""`promptreel plan`: will it fit, before anything loads. Its options are `generate`'s."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import InvalidRequest
+from ..request import GenerationRequest, make_request
+from .generate import REQUEST_OPTIONS, parse_params, with_options
+from .show import size, table_lines
+
+PLAN_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "vram": (
+        Annotated[
+            str | None,
+            typer.Option(
+                metavar="SIZE",
+                help="Accelerator memory to fit in (12GiB, 8GB, 8000MiB): plans for a GPU "
+                "even on a machine without one.",
+            ),
+        ],
+        None,
+    ),
+    "ram": (
+        Annotated[str | None, typer.Option(metavar="SIZE", help="Host memory to fit in.")],
+        None,
+    ),
+    "json_output": (Annotated[bool, typer.Option("--json", help="Machine-readable.")], False),
+}
+# the switches that make one setup: given any, `plan` reports that setup alone
+SWITCHES = ("dtype", "offload", "vae_slicing", "vae_tiling", "forward_chunking")
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def plan(**options: Any) -> None:
+    """Predict each stage's peak GPU and host memory for every memory setup, and pick the
+    fastest that fits."""
+    from ..planning import plan_request
+
+    own = {name: options.pop(name) for name in PLAN_OPTIONS}
+    fields = {name: value for name, value in options.items() if value is not None}
+    fields["params"] = parse_params(fields.get("params") or [])
+    request = make_request(**fields)
+    defaults = {name: GenerationRequest.model_fields[name].default for name in SWITCHES}
+    explicit = any(getattr(request, name) != default for name, default in defaults.items())
+    vram, ram = parse_size(own["vram"], "vram"), parse_size(own["ram"], "ram")
+    result = plan_request(request, vram=vram, ram=ram, explicit=explicit)
+    if own["json_output"]:
+        print(json.dumps(result, indent=2))
+        return
+    print(
+        f"{result['model']} on {result['device']}, {result['num_frames']} frames at "
+        f"{result['width']}x{result['height']}"
+        + (f"; fitting in {size(vram)} of GPU memory" if vram else "")
+        + (f" and {size(ram)} of RAM" if ram else "")
+    )
+    # the stages' peaks on the GPU, or in RAM when it runs on the CPU
+    key = "peak_ram_bytes" if result["device"] == "cpu" else "peak_vram_bytes"
+    memory = "RAM" if result["device"] == "cpu" else "VRAM"
+    names = ["offload", "slicing", "tiling", "chunking"]
+    names += [f"encode {memory}", f"denoise {memory}", f"decode {memory}", "peak RAM", "time"]
+    rows = []
+    for entry in result["plans"]:
+        setup, stages = entry["setup"], entry["stages"]
+        rows.append(
+            [
+                setup["offload"],
+                "yes" if setup["vae_slicing"] else "-",
+                "yes" if setup["vae_tiling"] else "-",
+                "yes" if setup["forward_chunking"] else "-",
+                *(size(stages[s][key]) for s in ("encode", "denoise", "decode")),
+                size(entry["peak_ram_bytes"]),
+                f"{entry['time_cost']:.2f}x",
+            ]
+        )
+    for line in table_lines(names, rows):
+        print(line)
+    best = result["best"]
+    if best is None:
+        print("nothing fits; try fewer frames or a smaller size")
+    elif len(result["plans"]) > 1:
+        setup = best["setup"]
+        switches = [f"--offload {setup['offload']}"] if setup["offload"] != "none" else []
+        switches += [f"--{k.replace('_', '-')}" for k in SWITCHES[2:] if setup[k]]
+        print(f"fastest that fits: {' '.join(switches) or 'no switches'} ({setup['dtype']})")
+
+
+def parse_size(text: str | None, argument: str) -> int | None:
+    """`12GiB`, `8GB`, `8000 MiB`, or bytes."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _UNITS or float(match.group(1)) <= 0:
+        raise InvalidRequest(
+            f"--{argument} {text!r} is not a size; give one like 12GiB, 8GB or 8000MiB.",
+            argument=argument,
+            value=text,
+        )
+    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+
+
+with_options(plan, {**REQUEST_OPTIONS, **PLAN_OPTIONS})
