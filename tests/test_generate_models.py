@@ -104,6 +104,9 @@ def test_cli_makes_a_video_that_plays(card, hub, cli, workdir, inputs) -> None:
     steps = record["parameters"]["num_inference_steps"]
     assert steps == args["num_inference_steps"]
     assert set(record["timings"]) >= {"load", "encode", "denoise", "decode"}
+    # the planner traces every family: its estimate sits beside what was measured
+    assert set(record["memory"]["planned"]) == {"encode", "denoise", "decode"}
+    assert set(record["memory"]["measured"]) == set(record["timings"])
     leftovers = {p.name for p in workdir.iterdir()} - {"out.mp4", "out.mp4.json", *inputs.values()}
     assert leftovers == set()
 

@@ -276,7 +276,9 @@ def _build(class_name: str, path: Path, dtype: torch.dtype) -> nn.Module | None:
                 import transformers
 
                 module = cls._from_config(transformers.AutoConfig.from_pretrained(path))
-        return module.to(dtype).eval()
+        # `.to("meta")` too: some layers make a parameter with the legacy `torch.Tensor([x])`,
+        # which is on the CPU whatever the default device
+        return module.to(device="meta", dtype=dtype).eval()
     return None
 
 
@@ -324,7 +326,7 @@ def _latent_shape(vae: nn.Module, settings: Settings) -> tuple[int, int, int, in
         raise PlanError(f"the planner does not know {name} VAEs yet")
     frames = settings.num_frames if temporal == 1 else (settings.num_frames - 1) // temporal + 1
     return (
-        config.latent_channels,
+        getattr(config, "latent_channels", None) or config.z_dim,  # Wan's is z_dim
         frames,
         settings.height // spatial,
         settings.width // spatial,
