@@ -99,8 +99,8 @@ def test_plan_on_the_cpu_lists_each_switch_and_its_peaks(cli) -> None:
     assert sliced < by[(False, False, False)]["stages"]["decode"]["peak_ram_bytes"]
     for plan in result["plans"]:
         assert plan["peak_ram_bytes"] == max(s["peak_ram_bytes"] for s in plan["stages"].values())
-    # of the fastest, the one needing least: slicing costs no time, and saves memory
-    assert result["best"]["setup"] == by[(True, False, False)]["setup"]
+    # of the fastest, the one with fewest switches: it fits
+    assert result["best"]["setup"] == by[(False, False, False)]["setup"]
 
 
 def test_plan_for_a_gpu_weighs_the_offloads_and_picks_what_fits(cli) -> None:
@@ -152,3 +152,57 @@ def test_plan_with_switches_reports_that_setup(cli) -> None:
 def test_plan_refuses_in_one_line(cli, args, line) -> None:
     shown = cli("plan", *args)
     assert shown.code == 1 and shown.err.startswith(line) and shown.err.count("\n") == 1
+
+
+@pytest.fixture
+def pretend_gpu(monkeypatch):
+    """`prepare` as on a machine with a CUDA GPU of the given size (it loads nothing)."""
+    import promptreel.generation as generation
+
+    def install(total: int) -> None:
+        monkeypatch.setattr(generation, "pick_device", lambda requested: "cuda")
+        monkeypatch.setattr(generation, "accelerator_memory", lambda device: total)
+
+    return install
+
+
+def _prepared(**fields):
+    from promptreel.generation import prepare
+    from promptreel.request import make_request
+
+    return prepare(make_request(prompt="a red circle", num_frames=64, **fields))
+
+
+def test_memory_auto_on_a_gpu_switches_on_the_fastest_setup_that_fits(pretend_gpu, cli) -> None:
+    result = json.loads(cli("plan", "--vram", "12GiB", "--num-frames", "64", "--json").out)
+    plans = {json.dumps(p["setup"], sort_keys=True): p for p in result["plans"]}
+    plain = next(
+        p
+        for p in result["plans"]
+        if p["setup"]["offload"] == "none"
+        and not any(p["setup"][k] for k in ("vae_slicing", "vae_tiling", "forward_chunking"))
+    )
+
+    pretend_gpu(12 * 2**30)  # room for all: nothing to switch on
+    request = _prepared().request
+    assert (request.offload, request.vae_slicing, request.vae_tiling) == ("none", False, False)
+
+    pretend_gpu(plain["peak_vram_bytes"] - 1)  # one byte short: the fastest that fits instead
+    request = _prepared().request
+    chosen = {
+        "dtype": "float32",
+        "offload": request.offload,
+        "vae_slicing": request.vae_slicing,
+        "vae_tiling": request.vae_tiling,
+        "forward_chunking": request.forward_chunking,
+    }
+    assert chosen != plain["setup"]
+    assert plans[json.dumps(chosen, sort_keys=True)]["peak_vram_bytes"] < plain["peak_vram_bytes"]
+
+    # a switch given by hand, or --memory off: the request as it was
+    assert _prepared(vae_tiling=True).request.vae_slicing is False
+    assert _prepared(memory="off").request.vae_slicing is False
+
+    pretend_gpu(2**20)  # nothing fits: refused before anything loads
+    with pytest.raises(promptreel.OutOfMemory, match=r"needs about .* GiB on the cuda"):
+        _prepared()

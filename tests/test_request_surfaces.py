@@ -62,6 +62,7 @@ NOT_DEFAULT = {
     "forward_chunking": True,
     "compile": True,
     "cache": "fast",
+    "memory": "off",
 }
 
 

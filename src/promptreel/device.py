@@ -43,3 +43,10 @@ def check_offload(device: str, offload: str) -> None:
         raise UnsupportedDevice(
             f"--offload {offload} needs a GPU (the device is cpu); use --offload none."
         )
+
+
+def accelerator_memory(device: str) -> int:
+    """The memory a GPU offers to torch: CUDA's total, or what Metal recommends on a Mac."""
+    if device == "cuda":
+        return torch.cuda.get_device_properties(0).total_memory
+    return torch.mps.recommended_max_memory()

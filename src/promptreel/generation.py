@@ -32,10 +32,10 @@ from PIL import Image
 from . import control as estimators
 from . import jsontext
 from .control.looks import control_fault
-from .device import DTYPES, check_offload, pick_device, pick_dtype
+from .device import DTYPES, accelerator_memory, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
 from .memory.peaks import StagePeaks
-from .memory.plan import Setup, footprint, plan
+from .memory.plan import Setup, best, footprint, plan, setups
 from .models import lora as lora_files
 from .models.card import ModelCard
 from .models.cards import CARDS, ESTIMATORS
@@ -48,6 +48,7 @@ from .models.load import (
     unload,
 )
 from .models.lora import Lora
+from .models.model_index import read_model_index
 from .models.resolve import (
     check_base,
     check_components,
@@ -74,6 +75,8 @@ from .schedulers import SCHEDULERS, make_scheduler
 from .video import Video, read_frames, read_image
 from .video.read import input_sha256, refusal
 
+# what `--memory auto` chooses, and what given by hand overrides it
+MEMORY_SWITCHES = ("offload", "vae_slicing", "vae_tiling", "forward_chunking")
 # `control`: drawing control images from a source video (pose, depth: a model of their own)
 STAGES = ("load", "control", "encode", "denoise", "decode", "write")
 
@@ -199,6 +202,8 @@ def prepare(
     if request.forward_chunking:
         with about("forward_chunking", True):
             check_forward_chunking(folder)
+    if device != "cpu" and request.memory == "auto" and not explicit_switches(request):
+        request = _fastest_that_fits(request, card, folder, parts, settings, dtype, device)
     if "eta" in settings.params:
         with about("params", settings.params["eta"]):
             _check_eta(settings.scheduler, folder)
@@ -228,6 +233,51 @@ def prepare(
         parts,
         loras,
         notes,
+    )
+
+
+def explicit_switches(request: GenerationRequest) -> list[str]:
+    """The memory switches a request sets to other than their defaults: given any, `--memory
+    auto` leaves the setup to them."""
+    fields = GenerationRequest.model_fields
+    return [name for name in MEMORY_SWITCHES if getattr(request, name) != fields[name].default]
+
+
+def _fastest_that_fits(
+    request: GenerationRequest,
+    card: ModelCard,
+    folder: Path,
+    parts: dict[str, Path],
+    settings: Settings,
+    dtype: str,
+    device: str,
+) -> GenerationRequest:
+    """`--memory auto` on a GPU: the request with the switches of the fastest setup that fits
+    the GPU (and the machine's RAM); refused before loading when none does."""
+    unet = "unet" in read_model_index(folder)
+    wanted = setups(device, dtype, unet=unet)
+    found = footprint(card, folder, parts, settings, dtype, wanted, device)
+    process = psutil.Process().memory_info().rss
+    plans = [plan(found, setup, device, process) for setup in wanted]
+    vram, ram = accelerator_memory(device), psutil.virtual_memory().total
+    chosen = best(plans, vram, ram)
+    if chosen is None:
+        least = min(plans, key=lambda p: p.peak_vram_bytes)
+        raise OutOfMemory(
+            f"{card.name} at {settings.width}x{settings.height}, {settings.num_frames} frames "
+            f"needs about {least.peak_vram_bytes / 2**30:.1f} GiB on the {device} at the least "
+            f"(`promptreel plan` shows how), and it has {vram / 2**30:.1f} GiB; try fewer "
+            "frames or a smaller size.",
+            argument="memory",
+            value="auto",
+        )
+    return request.model_copy(
+        update={
+            "offload": chosen.setup.offload,
+            "vae_slicing": chosen.setup.vae_slicing,
+            "vae_tiling": chosen.setup.vae_tiling,
+            "forward_chunking": chosen.setup.forward_chunking,
+        }
     )
 
 

@@ -52,6 +52,7 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Offload = Literal["none", "model", "sequential", "group"]
 Cache = Literal["off", "fast", "max"]
+Memory = Literal["auto", "off"]
 # `model`: the sampler the model ships with (pinned as such in a record, so that a card that
 # later picks another default cannot change a rerun); the others are `schedulers.SCHEDULERS`.
 Scheduler = Literal["model", "ddim", "dpm++", "euler", "euler-a", "unipc"]
@@ -183,6 +184,11 @@ class GenerationRequest(BaseModel):
         False, description="Chunk feed-forward layers (less memory)."
     )
     compile: StrictBool = Field(False, description="torch.compile the denoiser.")
+    memory: Memory = Field(
+        "auto",
+        description="On a GPU, switch on the fastest memory setup that fits (`promptreel "
+        "plan`), unless a switch is given; off: only the switches given.",
+    )
     cache: Cache = Field(
         "off",
         description="Reuse work across denoising steps: fast (about 2x, nearly the same "
@@ -254,6 +260,7 @@ class GenerateOptions(TypedDict, total=False):
     vae_tiling: bool
     forward_chunking: bool
     compile: bool
+    memory: Memory
     cache: Cache
 
 

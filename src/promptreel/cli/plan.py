@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from ..errors import InvalidRequest
-from ..request import GenerationRequest, make_request
+from ..request import make_request
 from .generate import REQUEST_OPTIONS, parse_params, with_options
 from .show import size, table_lines
 
@@ -31,23 +31,21 @@ PLAN_OPTIONS: dict[str, tuple[Any, Any]] = {
     ),
     "json_output": (Annotated[bool, typer.Option("--json", help="Machine-readable.")], False),
 }
-# the switches that make one setup: given any, `plan` reports that setup alone
-SWITCHES = ("dtype", "offload", "vae_slicing", "vae_tiling", "forward_chunking")
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 _UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
 
 
 def plan(**options: Any) -> None:
     """Predict each stage's peak GPU and host memory for every memory setup, and pick the
-    fastest that fits."""
+    fastest that fits (given a switch, or --dtype: that setup alone)."""
+    from ..generation import MEMORY_SWITCHES, explicit_switches
     from ..planning import plan_request
 
     own = {name: options.pop(name) for name in PLAN_OPTIONS}
     fields = {name: value for name, value in options.items() if value is not None}
     fields["params"] = parse_params(fields.get("params") or [])
     request = make_request(**fields)
-    defaults = {name: GenerationRequest.model_fields[name].default for name in SWITCHES}
-    explicit = any(getattr(request, name) != default for name, default in defaults.items())
+    explicit = bool(explicit_switches(request)) or request.dtype != "auto"
     vram, ram = parse_size(own["vram"], "vram"), parse_size(own["ram"], "ram")
     result = plan_request(request, vram=vram, ram=ram, explicit=explicit)
     if own["json_output"]:
@@ -86,7 +84,7 @@ def plan(**options: Any) -> None:
     elif len(result["plans"]) > 1:
         setup = best["setup"]
         switches = [f"--offload {setup['offload']}"] if setup["offload"] != "none" else []
-        switches += [f"--{k.replace('_', '-')}" for k in SWITCHES[2:] if setup[k]]
+        switches += [f"--{k.replace('_', '-')}" for k in MEMORY_SWITCHES[1:] if setup[k]]
         print(f"fastest that fits: {' '.join(switches) or 'no switches'} ({setup['dtype']})")
 
 

@@ -188,11 +188,16 @@ def _time_cost(setup: Setup, native: str, device: str) -> float:
 
 
 def best(plans: list[Plan], vram: int | None, ram: int | None) -> Plan | None:
-    """The fastest plan that fits; of equal cost, the one with the least memory."""
+    """The fastest plan that fits; of equally fast ones, the one with fewest switches on (a
+    switch that saves no time is not worth the change), then the least memory."""
     fitting = [p for p in plans if p.fits(vram, ram)]
-    return min(
-        fitting, key=lambda p: (p.time_cost, p.peak_vram_bytes, p.peak_ram_bytes), default=None
-    )
+    return min(fitting, key=_rank, default=None)
+
+
+def _rank(p: Plan) -> tuple[float, int, int, int]:
+    s = p.setup
+    switches = (s.offload != "none") + s.vae_slicing + s.vae_tiling + s.forward_chunking
+    return (round(p.time_cost, 6), switches, p.peak_vram_bytes, p.peak_ram_bytes)
 
 
 # --- tracing on the meta device ------------------------------------------------------------
