@@ -206,3 +206,57 @@ def test_memory_auto_on_a_gpu_switches_on_the_fastest_setup_that_fits(pretend_gp
     pretend_gpu(2**20)  # nothing fits: refused before anything loads
     with pytest.raises(promptreel.OutOfMemory, match=r"needs about .* GiB on the cuda"):
         _prepared()
+
+
+# Published peak GPU memory of real models (docs/benchmarks.md has the sources), planned from
+# the shipped architectures before any download. "allocated" numbers are torch's allocator
+# peak (max_memory_allocated), so without the CUDA context the plan adds; the others (a
+# model card's or a doc's "GB of VRAM") are taken as the whole device's.
+PUBLISHED = [
+    # diffusers-torchao benchmark: A100, 720x480, 49 frames, no offload, no tiling
+    ({"model": "cogvideox-2b", "dtype": "float16"}, 24.51, "allocated"),
+    # CogVideoX's maintainer on issue 92 of its repo: model offload, ~18 GB
+    ({"model": "cogvideox-2b", "dtype": "float16", "offload": "model"}, 18.0, "allocated"),
+    # diffusers' CogVideoX docs (2024): model offload and VAE tiling, 11 GB
+    (
+        {"model": "cogvideox-2b", "dtype": "float16", "offload": "model", "vae_tiling": True},
+        11.0,
+        "allocated",
+    ),
+    # diffusers' text-to-video docs: 64 frames, fp16, model offload, VAE slicing: 7 GB
+    (
+        {
+            "model": "modelscope",
+            "num_frames": 64,
+            "dtype": "float16",
+            "offload": "model",
+            "vae_slicing": True,
+        },
+        7.0,
+        "device",
+    ),
+    # diffusers' Wan docs: 832x480, 33 frames, bf16, model offload: 11 GB
+    (
+        {"model": "wan2.1-t2v-1.3b", "num_frames": 33, "dtype": "bfloat16", "offload": "model"},
+        11.0,
+        "device",
+    ),
+    # "State of open video generation models in Diffusers": 768x512, 121 frames, bf16, on the GPU
+    (
+        {"model": "ltx-video", "num_frames": 121, "width": 768, "height": 512, "dtype": "bfloat16"},
+        17.75,
+        "allocated",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "gib", "metric"), PUBLISHED, ids=lambda v: str(v)[:40])
+def test_plans_of_real_models_are_within_a_quarter_of_published_peaks(fields, gib, metric) -> None:
+    from promptreel.memory.plan import CUDA_CONTEXT_BYTES
+    from promptreel.planning import plan_request
+    from promptreel.request import make_request
+
+    result = plan_request(make_request(**fields), vram=80 * 2**30, ram=None, explicit=True)
+    (planned,) = result["plans"]
+    peak = planned["peak_vram_bytes"] - (CUDA_CONTEXT_BYTES if metric == "allocated" else 0)
+    assert abs(peak / 2**30 - gib) <= 0.25 * gib, (peak / 2**30, gib)

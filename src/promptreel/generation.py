@@ -35,7 +35,7 @@ from .control.looks import control_fault
 from .device import DTYPES, accelerator_memory, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
 from .memory.peaks import StagePeaks
-from .memory.plan import Setup, best, footprint, plan, setups
+from .memory.plan import Setup, best, folder_architecture, footprint, plan, setups
 from .models import lora as lora_files
 from .models.card import ModelCard
 from .models.cards import CARDS, ESTIMATORS
@@ -256,7 +256,7 @@ def _fastest_that_fits(
     the GPU (and the machine's RAM); refused before loading when none does."""
     unet = "unet" in read_model_index(folder)
     wanted = setups(device, dtype, unet=unet)
-    found = footprint(card, folder, parts, settings, dtype, wanted, device)
+    found = footprint(card, folder_architecture(folder, parts), settings, dtype, wanted, device)
     process = psutil.Process().memory_info().rss
     plans = [plan(found, setup, device, process) for setup in wanted]
     vram, ram = accelerator_memory(device), psutil.virtual_memory().total
@@ -301,7 +301,8 @@ def _planned(p: Prepared, process: int, reused: bool) -> dict[str, Any] | None:
     A video is never lost to its estimate: a model the planner cannot trace has none."""
     setup = Setup.of(p.request, p.dtype)
     try:
-        found = footprint(p.card, p.folder, p.parts, p.settings, p.dtype, [setup], p.device)
+        architecture = folder_architecture(p.folder, p.parts)
+        found = footprint(p.card, architecture, p.settings, p.dtype, [setup], p.device)
     except Exception:
         return None
     if reused:  # the weights were in the process already when it was measured

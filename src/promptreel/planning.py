@@ -12,11 +12,13 @@ from typing import Any
 import psutil
 
 from .device import check_offload, pick_device, pick_dtype
-from .errors import about
-from .generation import Prepared, prepare
-from .memory.plan import Setup, best, footprint, plan, setups
+from .errors import ModelNotDownloaded, about
+from .generation import prepare
+from .memory.plan import Setup, best, folder_architecture, footprint, plan, setups
+from .models.architectures import ARCHITECTURES, Architecture
+from .models.card import ModelCard
 from .models.resolve import find_card
-from .request import GenerationRequest
+from .request import GenerationRequest, Settings, settle
 
 
 def plan_request(
@@ -33,21 +35,19 @@ def plan_request(
     update: dict[str, Any] = {"device": "cpu", "dtype": "float32", "offload": "none"}
     update["compile"] = False
     with about("model", request.model):
-        takes_text = find_card(request.model).family.takes_text
-    if request.prompt is None and takes_text:
+        card = find_card(request.model)
+    if request.prompt is None and card.family.takes_text:
         update["prompt"] = "a plan"
-    prepared = prepare(request.model_copy(update=update))
+    card, settings, architecture = _model(request.model_copy(update=update), card)
     with about("dtype", request.dtype):
-        dtype = pick_dtype(request.dtype, device, prepared.card.dtype)
+        dtype = pick_dtype(request.dtype, device, card.dtype)
     with about("offload", request.offload):
         check_offload(device, request.offload)
     if explicit:
         wanted = [Setup.of(request, dtype)]
     else:
-        wanted = setups(device, dtype, unet="unet" in _components(prepared))
-    found = footprint(
-        prepared.card, prepared.folder, prepared.parts, prepared.settings, dtype, wanted, device
-    )
+        wanted = setups(device, dtype, unet="unet" in architecture)
+    found = footprint(card, architecture, settings, dtype, wanted, device)
     process = psutil.Process().memory_info().rss  # all a generating process holds besides
     plans = [plan(found, setup, device, process) for setup in wanted]
     if vram is None and device == "cuda":
@@ -57,9 +57,8 @@ def plan_request(
     if ram is None:
         ram = psutil.virtual_memory().total
     chosen = best(plans, vram if device != "cpu" else None, ram)
-    settings = prepared.settings
     return {
-        "model": prepared.card.name,
+        "model": card.name,
         "device": device,
         "dtype": dtype,
         "num_frames": settings.num_frames,
@@ -72,7 +71,13 @@ def plan_request(
     }
 
 
-def _components(prepared: Prepared) -> set[str]:
-    from .models.model_index import read_model_index
-
-    return set(read_model_index(prepared.folder))
+def _model(request: GenerationRequest, card: ModelCard) -> tuple[ModelCard, Settings, Architecture]:
+    """The card the request runs, its settled values, and the architecture to trace: the
+    downloaded model's own configs, or a built-in model's shipped ones before it is downloaded."""
+    try:
+        prepared = prepare(request)
+    except ModelNotDownloaded:
+        if card.name not in ARCHITECTURES or request.base or request.control or request.lora:
+            raise
+        return card, settle(request, card), ARCHITECTURES[card.name]
+    return prepared.card, prepared.settings, folder_architecture(prepared.folder, prepared.parts)

@@ -579,7 +579,7 @@ def evaluate(
                 "detected": detection.attributes(),
                 "correct": _score(truth, detection),
                 "diagnostics": detection.diagnostics(),
-                "denoise_seconds": video.record["timings"]["denoise"],
+                "denoise_seconds": video.record.get("timings", {}).get("denoise"),
             }
         )
         sheet_frames.append(_sheet_tiles(video.frames))

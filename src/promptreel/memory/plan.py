@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..device import DTYPES
+from ..models.architectures import Architecture
 from ..models.card import ModelCard
 from ..request import GenerationRequest, Settings
 from .trace import LiveBytes
@@ -205,18 +206,21 @@ def _rank(p: Plan) -> tuple[float, int, int, int]:
 
 def footprint(
     card: ModelCard,
-    folder: Path,
-    parts: dict[str, Path],
+    architecture: Architecture,
     settings: Settings,
     dtype: str,
     wanted: list[Setup],
     device: str,
 ) -> Footprint:
-    """Build the model's components on the meta device from `folder` (and the other repos in
-    `parts`) and trace what each stage holds for `settings`, under the switches of `wanted`,
-    on `device`'s kernels."""
+    """Build the model's components on the meta device from `architecture` (`folder_architecture`
+    of a downloaded model, or `models.architectures`) and trace what each stage holds for
+    `settings`, under the switches of `wanted`, on `device`'s kernels."""
     torch_dtype = DTYPES[dtype]
-    components = _meta_components(folder, parts, torch_dtype)
+    components = {
+        name: module
+        for name, (class_name, config) in architecture.items()
+        if (module := _build(class_name, config, torch_dtype)) is not None
+    }
     denoiser_name = "unet" if "unet" in components else "transformer"
     if denoiser_name not in components or "vae" not in components:
         raise PlanError(f"{card.name} has no UNet or transformer and VAE to plan for")
@@ -233,6 +237,7 @@ def footprint(
     copies = 2 if (settings.guidance_scale or 0) > 1 else 1
     latents = _latent_shape(vae, settings)
     cpu = device == "cpu"
+    chunk = settings.params.get("decode_chunk_size")  # SVD's frames per decoder call
     encode = sum(_trace(cpu, _encode, components[n], torch_dtype) for n in encoders)
     denoise = {}
     for chunking in sorted({s.forward_chunking for s in wanted}):
@@ -240,47 +245,43 @@ def footprint(
             _chunk(denoiser, on=chunking)
         denoise[chunking] = _trace(cpu, _denoise, denoiser, latents, copies, torch_dtype)
     decode = {
-        (slicing, tiling): _trace(cpu, _decode, vae, latents, slicing, tiling, torch_dtype)
+        (slicing, tiling): _trace(cpu, _decode, vae, latents, slicing, tiling, torch_dtype, chunk)
         for slicing, tiling in sorted({(s.vae_slicing, s.vae_tiling) for s in wanted})
     }
     return Footprint(dtype, weights, largest, stage_components, encode, denoise, decode)
 
 
-def _meta_components(
-    folder: Path, parts: dict[str, Path], dtype: torch.dtype
-) -> dict[str, nn.Module]:
+def folder_architecture(folder: Path, parts: dict[str, Path]) -> Architecture:
+    """A downloaded model's components and their configs: the folder's (its model_index.json's
+    entries with a config.json), and the other repos loaded with it (`parts`)."""
     from ..jsontext import loads
 
     index = loads((folder / "model_index.json").read_text())
     where = {name: folder / name for name, value in index.items() if isinstance(value, list)}
     where.update(parts)
-    modules: dict[str, nn.Module] = {}
+    found: Architecture = {}
     for name, path in where.items():
         config_file = path / "config.json"
         if not config_file.is_file():
             continue  # a tokenizer, a scheduler, a feature extractor
         config = loads(config_file.read_text())
         class_name = config.get("_class_name") or (config.get("architectures") or [None])[0]
-        if class_name is None:
-            continue
-        module = _build(class_name, path, dtype)
-        if module is not None:
-            modules[name] = module
-    return modules
+        if isinstance(class_name, str):
+            found[name] = (class_name, config)
+    return found
 
 
-def _build(class_name: str, path: Path, dtype: torch.dtype) -> nn.Module | None:
+def _build(class_name: str, config: dict[str, Any], dtype: torch.dtype) -> nn.Module | None:
+    """The component on the meta device; None for a class that is no torch module."""
     for library in ("diffusers", "transformers"):
         cls = getattr(importlib.import_module(library), class_name, None)
-        if cls is None or not issubclass(cls, nn.Module):
+        if cls is None or not isinstance(cls, type) or not issubclass(cls, nn.Module):
             continue
         with torch.device("meta"):
             if library == "diffusers":
-                module = cls.from_config(cls.load_config(path))
+                module = cls.from_config(config)
             else:
-                import transformers
-
-                module = cls._from_config(transformers.AutoConfig.from_pretrained(path))
+                module = cls(cls.config_class.from_dict(config))
         # `.to("meta")` too: some layers make a parameter with the legacy `torch.Tensor([x])`,
         # which is on the CPU whatever the default device
         return module.to(device="meta", dtype=dtype).eval()
@@ -430,6 +431,7 @@ def _decode(
     slicing: bool,
     tiling: bool,
     dtype: torch.dtype,
+    chunk_size: int | None,
 ) -> None:
     """The VAE decoding the latents as the family's pipeline asks it to."""
     channels, frames, height, width = latents
@@ -444,9 +446,10 @@ def _decode(
     if name == "AutoencoderKL":  # every frame in one batch
         vae.decode(torch.empty(frames, channels, height, width, device="meta", dtype=dtype))
     elif name == "AutoencoderKLTemporalDecoder":  # SVD: decode_chunk_size frames at a time
+        chunk = min(frames, chunk_size or frames)
         vae.decode(
-            torch.empty(frames, channels, height, width, device="meta", dtype=dtype),
-            num_frames=frames,
+            torch.empty(chunk, channels, height, width, device="meta", dtype=dtype),
+            num_frames=chunk,
         )
     else:
         vae.decode(torch.empty(1, channels, frames, height, width, device="meta", dtype=dtype))
