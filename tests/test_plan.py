@@ -13,6 +13,7 @@ from diffusers import AutoencoderKL
 
 import promptreel
 from promptreel.memory.trace import LiveBytes
+from promptreel.models.architectures import ARCHITECTURES
 
 MIB = 2**20
 
@@ -260,3 +261,16 @@ def test_plans_of_real_models_are_within_a_quarter_of_published_peaks(fields, gi
     (planned,) = result["plans"]
     peak = planned["peak_vram_bytes"] - (CUDA_CONTEXT_BYTES if metric == "allocated" else 0)
     assert abs(peak / 2**30 - gib) <= 0.25 * gib, (peak / 2**30, gib)
+
+
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_a_shipped_architecture_has_its_cards_parameter_count(name: str) -> None:
+    """The configs planned from before a download are the released models': built on the
+    meta device, each component has exactly the parameters its card counts."""
+    from promptreel.memory.plan import build
+    from promptreel.models.resolve import CARDS_BY_NAME
+
+    for component, (class_name, config) in ARCHITECTURES[name].items():
+        module = build(class_name, config, torch.float32)
+        count = sum({id(p): p.numel() for p in module.parameters()}.values())
+        assert count == CARDS_BY_NAME[name].components[component], component

@@ -219,7 +219,7 @@ def footprint(
     components = {
         name: module
         for name, (class_name, config) in architecture.items()
-        if (module := _build(class_name, config, torch_dtype)) is not None
+        if (module := build(class_name, config, torch_dtype)) is not None
     }
     denoiser_name = "unet" if "unet" in components else "transformer"
     if denoiser_name not in components or "vae" not in components:
@@ -271,7 +271,7 @@ def folder_architecture(folder: Path, parts: dict[str, Path]) -> Architecture:
     return found
 
 
-def _build(class_name: str, config: dict[str, Any], dtype: torch.dtype) -> nn.Module | None:
+def build(class_name: str, config: dict[str, Any], dtype: torch.dtype) -> nn.Module | None:
     """The component on the meta device; None for a class that is no torch module."""
     for library in ("diffusers", "transformers"):
         cls = getattr(importlib.import_module(library), class_name, None)
