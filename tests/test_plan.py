@@ -90,7 +90,7 @@ def test_plan_on_the_cpu_lists_each_switch_and_its_peaks(cli) -> None:
     assert (result["model"], result["device"], result["num_frames"]) == ("shapes", "cpu", 32)
     setups = [p["setup"] for p in result["plans"]]
     assert {s["offload"] for s in setups} == {"none"}  # nothing to offload to on the CPU
-    assert len(setups) == 8  # slicing x tiling x forward chunking
+    assert len(setups) == 4  # slicing x tiling (chunking only when nothing fits without)
     by = {
         (s["vae_slicing"], s["vae_tiling"], s["forward_chunking"]): p
         for s, p in zip(setups, result["plans"], strict=True)
@@ -113,12 +113,13 @@ def test_plan_for_a_gpu_weighs_the_offloads_and_picks_what_fits(cli) -> None:
     best = result["best"]["setup"]
     assert best["offload"] == "none" and not best["vae_tiling"]
     # on a GPU's kernels the feed-forward is the denoiser's peak: chunking lowers it
-    denoise = {
-        p["setup"]["forward_chunking"]: p["stages"]["denoise"]["peak_vram_bytes"]
-        for p in result["plans"]
-        if p["setup"] | {"forward_chunking": False} == best | {"forward_chunking": False}
-    }
-    assert denoise[True] < denoise[False]
+    denoise = [
+        json.loads(cli("plan", "--vram", "12GiB", "--num-frames", "64", *chunk, "--json").out)[
+            "plans"
+        ][0]["stages"]["denoise"]["peak_vram_bytes"]
+        for chunk in ([], ["--forward-chunking"])
+    ]
+    assert denoise[1] < denoise[0]
     # less memory than the fastest needs: the fastest of what is left
     fastest = result["best"]["peak_vram_bytes"]
     tight = cli("plan", "--vram", f"{fastest - 1}B", "--num-frames", "64", "--json")
@@ -147,6 +148,7 @@ def test_plan_with_switches_reports_that_setup(cli) -> None:
     [
         (["--vram", "lots"], "InvalidRequest: --vram 'lots' is not a size; give one like 12GiB"),
         (["--offload", "model"], "UnsupportedDevice: --offload model needs a GPU"),
+        (["--device", "cuda"], "InvalidRequest: this machine has no GPU to measure; give --vram"),
         (["--num-frames", "0"], "InvalidRequest: `num_frames`"),
     ],
 )
@@ -274,3 +276,18 @@ def test_a_shipped_architecture_has_its_cards_parameter_count(name: str) -> None
         module = build(class_name, config, torch.float32)
         count = sum({id(p): p.numel() for p in module.parameters()}.values())
         assert count == CARDS_BY_NAME[name].components[component], component
+
+
+def test_when_nothing_fits_plan_says_how_many_frames_would(cli) -> None:
+    def planned(*args: str) -> dict:
+        return json.loads(cli("plan", *args, "--json").out)
+
+    small = planned("--vram", "12GiB", "--num-frames", "16")
+    lean = min(p["peak_vram_bytes"] for p in small["plans"])
+    result = planned("--vram", f"{lean}B", "--num-frames", "64")
+    assert result["best"] is None
+    frames = result["largest"]["num_frames"]
+    assert 16 <= frames < 64
+    assert planned("--vram", f"{lean}B", "--num-frames", str(frames))["best"] is not None
+    shown = cli("plan", "--vram", f"{lean}B", "--num-frames", "64")
+    assert shown.out.splitlines()[-1].startswith(f"nothing fits; {frames} frames at 64x64 would")

@@ -35,7 +35,7 @@ from .control.looks import control_fault
 from .device import DTYPES, accelerator_memory, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
 from .memory.peaks import StagePeaks
-from .memory.plan import Setup, best, folder_architecture, footprint, plan, setups
+from .memory.plan import Setup, folder_architecture, footprint, plan, plan_all
 from .models import lora as lora_files
 from .models.card import ModelCard
 from .models.cards import CARDS, ESTIMATORS
@@ -48,7 +48,6 @@ from .models.load import (
     unload,
 )
 from .models.lora import Lora
-from .models.model_index import read_model_index
 from .models.resolve import (
     check_base,
     check_components,
@@ -254,13 +253,10 @@ def _fastest_that_fits(
 ) -> GenerationRequest:
     """`--memory auto` on a GPU: the request with the switches of the fastest setup that fits
     the GPU (and the machine's RAM); refused before loading when none does."""
-    unet = "unet" in read_model_index(folder)
-    wanted = setups(device, dtype, unet=unet)
-    found = footprint(card, folder_architecture(folder, parts), settings, dtype, wanted, device)
     process = psutil.Process().memory_info().rss
-    plans = [plan(found, setup, device, process) for setup in wanted]
     vram, ram = accelerator_memory(device), psutil.virtual_memory().total
-    chosen = best(plans, vram, ram)
+    architecture = folder_architecture(folder, parts)
+    plans, chosen = plan_all(card, architecture, settings, dtype, device, process, (vram, ram))
     if chosen is None:
         least = min(plans, key=lambda p: p.peak_vram_bytes)
         raise OutOfMemory(

@@ -7,14 +7,16 @@ settled numbers to `memory.plan`, which traces the components on the meta device
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict, replace
 from typing import Any
 
 import psutil
 
-from .device import check_offload, pick_device, pick_dtype
-from .errors import ModelNotDownloaded, about
+from .device import accelerator_memory, check_offload, pick_device, pick_dtype
+from .errors import InvalidRequest, ModelNotDownloaded, about
 from .generation import prepare
-from .memory.plan import Setup, best, folder_architecture, footprint, plan, setups
+from .memory.plan import Setup, best, folder_architecture, footprint, plan, plan_all
 from .models.architectures import ARCHITECTURES, Architecture
 from .models.card import ModelCard
 from .models.resolve import find_card
@@ -43,20 +45,43 @@ def plan_request(
         dtype = pick_dtype(request.dtype, device, card.dtype)
     with about("offload", request.offload):
         check_offload(device, request.offload)
-    if explicit:
-        wanted = [Setup.of(request, dtype)]
-    else:
-        wanted = setups(device, dtype, unet="unet" in architecture)
-    found = footprint(card, architecture, settings, dtype, wanted, device)
     process = psutil.Process().memory_info().rss  # all a generating process holds besides
-    plans = [plan(found, setup, device, process) for setup in wanted]
-    if vram is None and device == "cuda":
-        import torch
-
-        vram = torch.cuda.get_device_properties(0).total_memory
+    if vram is None and device != "cpu":
+        if pick_device("auto") == "cpu":
+            raise InvalidRequest(
+                f"this machine has no GPU to measure; give --vram SIZE to plan for a "
+                f"{device} GPU (12GiB, say).",
+                argument="vram",
+            )
+        vram = accelerator_memory(device)
     if ram is None:
         ram = psutil.virtual_memory().total
-    chosen = best(plans, vram if device != "cpu" else None, ram)
+    limit = vram if device != "cpu" else None
+    if explicit:
+        setup = Setup.of(request, dtype)
+        found = footprint(card, architecture, settings, dtype, [setup], device)
+        plans = [plan(found, setup, device, process)]
+        chosen = best(plans, limit, ram)
+    else:
+        plans, chosen = plan_all(card, architecture, settings, dtype, device, process, (limit, ram))
+    largest = None
+    if chosen is None:  # what would: fewer frames, else a smaller size, with the leanest setup
+        # (the leanest without forward chunking: chunked traces take minutes, see plan_all)
+        unchunked = [p for p in plans if not p.setup.forward_chunking]
+        leanest = min(unchunked or plans, key=lambda p: (p.peak_vram_bytes, p.peak_ram_bytes)).setup
+
+        def fits(trial: Settings) -> bool:
+            found = footprint(card, architecture, trial, dtype, [leanest], device)
+            return plan(found, leanest, device, process).fits(limit, ram)
+
+        trial = _largest_that_fits(card, settings, fits)
+        if trial is not None:
+            largest = {
+                "num_frames": trial.num_frames,
+                "width": trial.width,
+                "height": trial.height,
+                "setup": asdict(leanest),
+            }
     return {
         "model": card.name,
         "device": device,
@@ -68,6 +93,7 @@ def plan_request(
         "ram_bytes": ram,
         "plans": [p.as_json() for p in plans],
         "best": None if chosen is None else chosen.as_json(),
+        "largest": largest,  # when nothing fits: the most frames, else the size, that would
     }
 
 
@@ -81,3 +107,32 @@ def _model(request: GenerationRequest, card: ModelCard) -> tuple[ModelCard, Sett
             raise
         return card, settle(request, card), ARCHITECTURES[card.name]
     return prepared.card, prepared.settings, folder_architecture(prepared.folder, prepared.parts)
+
+
+def _largest_that_fits(
+    card: ModelCard, settings: Settings, fits: Callable[[Settings], bool]
+) -> Settings | None:
+    """The request with the most frames that fit (the model's frame rule kept); when not even
+    the fewest do, the largest size at the fewest frames (its shape and size rule kept)."""
+    step, offset = card.family.frame_step, card.family.frame_offset
+    counts = [n for n in range(offset or step, settings.num_frames, step) if n >= 1]
+    low, high = 0, len(counts) - 1  # binary search: fitting is monotonic in frames
+    found = None
+    while low <= high:
+        middle = (low + high) // 2
+        if fits(replace(settings, num_frames=counts[middle])):
+            found, low = counts[middle], middle + 1
+        else:
+            high = middle - 1
+    if found is not None:
+        return replace(settings, num_frames=found)
+    if card.fixed_size or not counts:
+        return None
+    multiple = card.family.size_multiple
+    for tenths in range(9, 0, -1):
+        width = settings.width * tenths // 10 // multiple * multiple
+        height = settings.height * tenths // 10 // multiple * multiple
+        trial = replace(settings, num_frames=counts[0], width=width, height=height)
+        if width and height and fits(trial):
+            return trial
+    return None

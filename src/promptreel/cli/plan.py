@@ -79,8 +79,17 @@ def plan(**options: Any) -> None:
     for line in table_lines(names, rows):
         print(line)
     best = result["best"]
-    if best is None:
-        print("nothing fits; try fewer frames or a smaller size")
+    largest = result["largest"]
+    if best is None and largest is None:
+        print("nothing fits, not even at the fewest frames and a tenth of the size")
+    elif best is None:
+        setup = largest["setup"]
+        switches = [f"--offload {setup['offload']}"] if setup["offload"] != "none" else []
+        switches += [f"--{k.replace('_', '-')}" for k in MEMORY_SWITCHES[1:] if setup[k]]
+        print(
+            f"nothing fits; {largest['num_frames']} frames at {largest['width']}x"
+            f"{largest['height']} would, with {' '.join(switches) or 'no switches'}"
+        )
     elif len(result["plans"]) > 1:
         setup = best["setup"]
         switches = [f"--offload {setup['offload']}"] if setup["offload"] != "none" else []

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import itertools
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -125,17 +126,38 @@ class Footprint:
         return self.decode[(setup.vae_slicing, setup.vae_tiling)]
 
 
-def setups(device: str, dtype: str, *, unet: bool) -> list[Setup]:
-    """Every setup the model supports on `device`: offloads on a GPU only, forward chunking on
-    UNets only, VAE slicing and tiling where the VAE has them."""
+def setups(device: str, dtype: str, *, chunking: bool) -> list[Setup]:
+    """The setups a model supports on `device`: offloads on a GPU only, VAE slicing and
+    tiling, and with `chunking` only those with forward chunking on (UNets)."""
     offloads = OFFLOADS if device != "cpu" else ("none",)
-    chunking = (False, True) if unet else (False,)
     return [
-        Setup(dtype, offload, slicing, tiling, chunk)
-        for offload, slicing, tiling, chunk in itertools.product(
-            offloads, (False, True), (False, True), chunking
-        )
+        Setup(dtype, offload, slicing, tiling, chunking)
+        for offload, slicing, tiling in itertools.product(offloads, (False, True), (False, True))
     ]
+
+
+def plan_all(
+    card: ModelCard,
+    architecture: Architecture,
+    settings: Settings,
+    dtype: str,
+    device: str,
+    process: int,
+    limits: tuple[int | None, int | None],
+) -> tuple[list[Plan], Plan | None]:
+    """Every setup's plan, and the fastest that fits `limits` (GPU, host memory). Forward
+    chunking is weighed only when nothing fits without it: its trace runs each feed-forward
+    once per token (minutes on the meta device for a real UNet), and it saves the least."""
+    plans: list[Plan] = []
+    chosen = None
+    for chunking in (False, True) if "unet" in architecture else (False,):
+        wanted = setups(device, dtype, chunking=chunking)
+        found = footprint(card, architecture, settings, dtype, wanted, device)
+        plans += [plan(found, setup, device, process) for setup in wanted]
+        chosen = best(plans, *limits)
+        if chosen is not None:
+            break
+    return plans, chosen
 
 
 def plan(footprint: Footprint, setup: Setup, device: str, process: int) -> Plan:
@@ -244,11 +266,44 @@ def footprint(
         if denoiser_name == "unet":
             _chunk(denoiser, on=chunking)
         denoise[chunking] = _trace(cpu, _denoise, denoiser, latents, copies, torch_dtype)
-    decode = {
-        (slicing, tiling): _trace(cpu, _decode, vae, latents, slicing, tiling, torch_dtype, chunk)
-        for slicing, tiling in sorted({(s.vae_slicing, s.vae_tiling) for s in wanted})
-    }
+    decode = {}
+    for slicing, tiling in sorted({(s.vae_slicing, s.vae_tiling) for s in wanted}):
+        if type(vae).__name__ == "AutoencoderKL":
+            # frames are its batch, decoded at once or one by one: its memory is linear in
+            # them, so two short traces give it (a sliced decode of 64 frames runs the
+            # decoder 64 times, seconds on the meta device)
+            one, two = (
+                _trace(cpu, _decode, vae, _frames(latents, n), slicing, tiling, torch_dtype, chunk)
+                for n in (1, 2)
+            )
+            decode[(slicing, tiling)] = one + (latents[1] - 1) * (two - one)
+        else:
+            decode[(slicing, tiling)] = _trace(
+                cpu, _decode, vae, latents, slicing, tiling, torch_dtype, chunk
+            )
     return Footprint(dtype, weights, largest, stage_components, encode, denoise, decode)
+
+
+def _frames(latents: tuple[int, int, int, int], n: int) -> tuple[int, int, int, int]:
+    channels, _, height, width = latents
+    return (channels, n, height, width)
+
+
+_built: dict[str, dict[str, nn.Module]] = {}  # the last architecture built, by its configs
+
+
+def _components(architecture: Architecture, dtype: torch.dtype) -> dict[str, nn.Module]:
+    """The architecture's components on the meta device; the last one built is kept, as
+    planning one request traces it many times (and a service plans the same model again)."""
+    key = json.dumps([architecture, str(dtype)], sort_keys=True, default=str)
+    if key not in _built:
+        _built.clear()
+        _built[key] = {
+            name: module
+            for name, (class_name, config) in architecture.items()
+            if (module := build(class_name, config, dtype)) is not None
+        }
+    return _built[key]
 
 
 def folder_architecture(folder: Path, parts: dict[str, Path]) -> Architecture:
