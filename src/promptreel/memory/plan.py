@@ -226,6 +226,10 @@ def _rank(p: Plan) -> tuple[float, int, int, int]:
 # --- tracing on the meta device ------------------------------------------------------------
 
 
+_traced: dict[str, Footprint] = {}  # the last footprints traced, by everything they depend on
+_TRACED_KEPT = 32
+
+
 def footprint(
     card: ModelCard,
     architecture: Architecture,
@@ -236,7 +240,36 @@ def footprint(
 ) -> Footprint:
     """Build the model's components on the meta device from `architecture` (`folder_architecture`
     of a downloaded model, or `models.architectures`) and trace what each stage holds for
-    `settings`, under the switches of `wanted`, on `device`'s kernels."""
+    `settings`, under the switches of `wanted`, on `device`'s kernels. The same request again
+    (a rerun, a service's next job, a batch) is not traced again."""
+    # what the trace reads of the request: its shape, the guidance copies, SVD's chunk
+    shape = (
+        settings.num_frames,
+        settings.height,
+        settings.width,
+        (settings.guidance_scale or 0) > 1,
+        settings.params.get("decode_chunk_size"),
+    )
+    key = json.dumps(
+        [card.name, architecture, shape, dtype, [asdict(w) for w in wanted], device],
+        sort_keys=True,
+        default=str,
+    )
+    if key not in _traced:
+        if len(_traced) >= _TRACED_KEPT:
+            _traced.pop(next(iter(_traced)))
+        _traced[key] = _footprint(card, architecture, settings, dtype, wanted, device)
+    return _traced[key]
+
+
+def _footprint(
+    card: ModelCard,
+    architecture: Architecture,
+    settings: Settings,
+    dtype: str,
+    wanted: list[Setup],
+    device: str,
+) -> Footprint:
     torch_dtype = DTYPES[dtype]
     components = {
         name: module
