@@ -57,7 +57,7 @@ def _mid_vae(device: str) -> AutoencoderKL:
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="Linux's peak RSS")
-@pytest.mark.parametrize("frames", [4, 12])
+@pytest.mark.parametrize("frames", [2, 4])
 def test_the_meta_trace_is_within_a_quarter_of_the_cpu_peak(frames: int) -> None:
     """A mid-sized random VAE decoding for real on the CPU, and traced on the meta device: its
     tensors are large, so the kernel's high-water mark sees every one of them."""
@@ -66,7 +66,7 @@ def test_the_meta_trace_is_within_a_quarter_of_the_cpu_peak(frames: int) -> None
     z = torch.randn(frames, 4, 32, 32)
     measured = _measured(lambda: vae_cpu.decode(z))
     traced = _traced(lambda: vae_meta.decode(z.to("meta")))
-    assert measured > 500 * MIB  # torch's own convolutions unfold their input: 1.5 GiB
+    assert measured > 500 * MIB  # torch's own convolutions unfold their input
     assert abs(traced - measured) <= 0.25 * measured, (traced / MIB, measured / MIB)
 
 
