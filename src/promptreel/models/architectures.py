@@ -87,6 +87,18 @@ ARCHITECTURES: dict[str, Architecture] = {
         "text_encoder": ("T5EncoderModel", _T5_XXL),
         "vae": ("AutoencoderKLCogVideoX", {}),
     },
+    "cogvideox-5b": {
+        "transformer": (
+            "CogVideoXTransformer3DModel",
+            {
+                "num_attention_heads": 48,
+                "num_layers": 42,
+                "use_rotary_positional_embeddings": True,
+            },
+        ),
+        "text_encoder": ("T5EncoderModel", _T5_XXL),
+        "vae": ("AutoencoderKLCogVideoX", {}),
+    },
     "svd": _SVD,
     "svd-xt": _SVD,
     "wan2.1-t2v-1.3b": {
