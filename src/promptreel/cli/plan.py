@@ -83,18 +83,20 @@ def plan(**options: Any) -> None:
     if best is None and largest is None:
         print("nothing fits, not even at the fewest frames and a tenth of the size")
     elif best is None:
-        setup = largest["setup"]
-        switches = [f"--offload {setup['offload']}"] if setup["offload"] != "none" else []
-        switches += [f"--{k.replace('_', '-')}" for k in MEMORY_SWITCHES[1:] if setup[k]]
         print(
             f"nothing fits; {largest['num_frames']} frames at {largest['width']}x"
-            f"{largest['height']} would, with {' '.join(switches) or 'no switches'}"
+            f"{largest['height']} would, with {_switches(largest['setup'], MEMORY_SWITCHES)}"
         )
     elif len(result["plans"]) > 1:
         setup = best["setup"]
-        switches = [f"--offload {setup['offload']}"] if setup["offload"] != "none" else []
-        switches += [f"--{k.replace('_', '-')}" for k in MEMORY_SWITCHES[1:] if setup[k]]
-        print(f"fastest that fits: {' '.join(switches) or 'no switches'} ({setup['dtype']})")
+        print(f"fastest that fits: {_switches(setup, MEMORY_SWITCHES)} ({setup['dtype']})")
+
+
+def _switches(setup: dict[str, Any], names: tuple[str, ...]) -> str:
+    """A setup as the generate options that make it: `--offload model --vae-tiling`."""
+    switches = [f"--offload {setup['offload']}"] if setup["offload"] != "none" else []
+    switches += [f"--{k.replace('_', '-')}" for k in names if k != "offload" and setup[k]]
+    return " ".join(switches) or "no switches"
 
 
 def parse_size(text: str | None, argument: str) -> int | None:

@@ -271,11 +271,7 @@ def _footprint(
     device: str,
 ) -> Footprint:
     torch_dtype = DTYPES[dtype]
-    components = {
-        name: module
-        for name, (class_name, config) in architecture.items()
-        if (module := build(class_name, config, torch_dtype)) is not None
-    }
+    components = _components(architecture, torch_dtype)
     denoiser_name = "unet" if "unet" in components else "transformer"
     if denoiser_name not in components or "vae" not in components:
         raise PlanError(f"{card.name} has no UNet or transformer and VAE to plan for")
