@@ -7,6 +7,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import AutoencoderKL
@@ -90,18 +91,25 @@ def test_plan_on_the_cpu_lists_each_switch_and_its_peaks(cli) -> None:
     assert (result["model"], result["device"], result["num_frames"]) == ("shapes", "cpu", 32)
     setups = [p["setup"] for p in result["plans"]]
     assert {s["offload"] for s in setups} == {"none"}  # nothing to offload to on the CPU
-    assert len(setups) == 4  # slicing x tiling (chunking only when nothing fits without)
+    assert len(setups) == 8  # slicing x tiling x fp8 (chunking only when nothing fits without)
     by = {
-        (s["vae_slicing"], s["vae_tiling"], s["forward_chunking"]): p
+        (s["vae_slicing"], s["vae_tiling"], s["forward_chunking"], s["fp8"]): p
         for s, p in zip(setups, result["plans"], strict=True)
     }
+    plain = by[(False, False, False, False)]
     # decoding one frame at a time needs less than all 32 at once
-    sliced = by[(True, False, False)]["stages"]["decode"]["peak_ram_bytes"]
-    assert sliced < by[(False, False, False)]["stages"]["decode"]["peak_ram_bytes"]
+    sliced = by[(True, False, False, False)]["stages"]["decode"]["peak_ram_bytes"]
+    assert sliced < plain["stages"]["decode"]["peak_ram_bytes"]
+    # float8 weights: less while denoising, and slower
+    eight = by[(False, False, False, True)]
+    assert (
+        eight["stages"]["denoise"]["peak_ram_bytes"] < plain["stages"]["denoise"]["peak_ram_bytes"]
+    )
+    assert eight["time_cost"] > plain["time_cost"]
     for plan in result["plans"]:
         assert plan["peak_ram_bytes"] == max(s["peak_ram_bytes"] for s in plan["stages"].values())
     # of the fastest, the one with fewest switches: it fits
-    assert result["best"]["setup"] == by[(False, False, False)]["setup"]
+    assert result["best"]["setup"] == plain["setup"]
 
 
 def test_plan_for_a_gpu_weighs_the_offloads_and_picks_what_fits(cli) -> None:
@@ -139,6 +147,7 @@ def test_plan_with_switches_reports_that_setup(cli) -> None:
             "vae_slicing": True,
             "vae_tiling": False,
             "forward_chunking": False,
+            "fp8": False,
         }
     ]
 
@@ -183,7 +192,7 @@ def test_memory_auto_on_a_gpu_switches_on_the_fastest_setup_that_fits(pretend_gp
         p
         for p in result["plans"]
         if p["setup"]["offload"] == "none"
-        and not any(p["setup"][k] for k in ("vae_slicing", "vae_tiling", "forward_chunking"))
+        and not any(p["setup"][k] for k in ("vae_slicing", "vae_tiling", "forward_chunking", "fp8"))
     )
 
     pretend_gpu(12 * 2**30)  # room for all: nothing to switch on
@@ -198,6 +207,7 @@ def test_memory_auto_on_a_gpu_switches_on_the_fastest_setup_that_fits(pretend_gp
         "vae_slicing": request.vae_slicing,
         "vae_tiling": request.vae_tiling,
         "forward_chunking": request.forward_chunking,
+        "fp8": request.fp8,
     }
     assert chosen != plain["setup"]
     assert plans[json.dumps(chosen, sort_keys=True)]["peak_vram_bytes"] < plain["peak_vram_bytes"]
@@ -298,3 +308,38 @@ def test_when_nothing_fits_plan_says_how_many_frames_would(cli) -> None:
     assert planned("--vram", f"{lean}B", "--num-frames", str(frames))["best"] is not None
     shown = cli("plan", "--vram", f"{lean}B", "--num-frames", "64")
     assert shown.out.splitlines()[-1].startswith(f"nothing fits; {frames} frames at 64x64 would")
+
+
+def test_fp8_stores_the_denoiser_in_float8_where_the_planner_said(hub) -> None:
+    from promptreel.generation import prepare
+    from promptreel.memory.plan import Setup, folder_architecture, footprint
+    from promptreel.models import load
+    from promptreel.request import make_request
+
+    hub("modelscope")
+    small = {"model": "modelscope", "height": 32, "width": 32, "num_frames": 4, "seed": 3}
+    small |= {"num_inference_steps": 2, "history": False}
+    plain = promptreel.generate("a fox", **small)
+    eight, again = (promptreel.generate("a fox", fp8=True, **small) for _ in range(2))
+    assert eight.record["parameters"]["fp8"] is True
+    assert np.array_equal(eight.frames, again.frames)  # the same seed, the same frames
+    assert not np.array_equal(eight.frames, plain.frames)  # three bits of mantissa show
+    stored = [p for p in load._current.pipe.unet.parameters() if p.dtype == torch.float8_e4m3fn]
+    kept = [p for p in load._current.pipe.unet.parameters() if p.dtype == torch.float32]
+    assert stored and kept  # norms and embeddings stay as they were
+    p = prepare(
+        make_request(prompt="a fox", fp8=True, **{k: small[k] for k in small if k != "history"})
+    )
+    setup = Setup.of(p.request, p.dtype)
+    found = footprint(
+        p.card, folder_architecture(p.folder, p.parts), p.settings, p.dtype, [setup], p.device
+    )
+    assert found.fp8_parameters == sum(t.numel() for t in stored)
+
+
+def test_fp8_is_refused_on_apple_gpus(monkeypatch) -> None:
+    import promptreel.generation as generation
+
+    monkeypatch.setattr(generation, "pick_device", lambda requested: "mps")
+    with pytest.raises(promptreel.UnsupportedDevice, match=r"^--fp8 needs float8 tensors"):
+        _prepared(fp8=True)

@@ -125,7 +125,9 @@ def test_the_same_seed_gives_the_same_frames_whatever_the_thread_count(hub, mode
     try:
         for count in (1, 2, 3):
             torch.set_num_threads(count)
-            videos.append(promptreel.generate("a fox", model=model, seed=3, **{**SMALL, **frames}).frames)
+            videos.append(
+                promptreel.generate("a fox", model=model, seed=3, **{**SMALL, **frames}).frames
+            )
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(videos[0], videos[1]) and np.array_equal(videos[0], videos[2])

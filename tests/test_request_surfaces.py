@@ -60,6 +60,7 @@ NOT_DEFAULT = {
     "vae_slicing": True,
     "vae_tiling": True,
     "forward_chunking": True,
+    "fp8": True,
     "compile": True,
     "cache": "fast",
     "memory": "off",

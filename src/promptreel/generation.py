@@ -33,7 +33,14 @@ from . import control as estimators
 from . import jsontext
 from .control.looks import control_fault
 from .device import DTYPES, accelerator_memory, check_offload, pick_device, pick_dtype
-from .errors import InvalidRequest, ModelNotDownloaded, ModelNotFound, OutOfMemory, about
+from .errors import (
+    InvalidRequest,
+    ModelNotDownloaded,
+    ModelNotFound,
+    OutOfMemory,
+    UnsupportedDevice,
+    about,
+)
 from .memory.peaks import StagePeaks
 from .memory.plan import Setup, folder_architecture, footprint, plan, plan_all
 from .models import lora as lora_files
@@ -75,7 +82,7 @@ from .video import Video, read_frames, read_image
 from .video.read import input_sha256, refusal
 
 # what `--memory auto` chooses, and what given by hand overrides it
-MEMORY_SWITCHES = ("offload", "vae_slicing", "vae_tiling", "forward_chunking")
+MEMORY_SWITCHES = ("offload", "vae_slicing", "vae_tiling", "forward_chunking", "fp8")
 # `control`: drawing control images from a source video (pose, depth: a model of their own)
 STAGES = ("load", "control", "encode", "denoise", "decode", "write")
 
@@ -163,6 +170,13 @@ def prepare(
         dtype = pick_dtype(request.dtype, device, card.dtype)
     with about("offload", request.offload):
         check_offload(device, request.offload)
+    if request.fp8 and device == "mps":
+        raise UnsupportedDevice(
+            "--fp8 needs float8 tensors, which Apple's GPUs (mps) do not have; drop --fp8, or "
+            "save memory with --offload model or --vae-tiling.",
+            argument="fp8",
+            value=True,
+        )
     if request.cache != "off" and request.compile:
         raise InvalidRequest(
             f"--cache {request.cache} cannot run on a compiled denoiser (the cache changes "
@@ -273,6 +287,7 @@ def _fastest_that_fits(
             "vae_slicing": chosen.setup.vae_slicing,
             "vae_tiling": chosen.setup.vae_tiling,
             "forward_chunking": chosen.setup.forward_chunking,
+            "fp8": chosen.setup.fp8,
         }
     )
 
@@ -318,6 +333,7 @@ def _run(p: Prepared, clock: _StageClock) -> Video:
         device=device,
         dtype=dtype,
         offload=request.offload,
+        fp8=request.fp8,
         compile=request.compile,
         # by snapshot: another ControlNet, or a new download of one, is another pipeline
         parts=tuple(sorted((argument, str(path)) for argument, path in p.parts.items())),

@@ -183,6 +183,12 @@ class GenerationRequest(BaseModel):
     forward_chunking: StrictBool = Field(
         False, description="Chunk feed-forward layers (less memory)."
     )
+    fp8: StrictBool = Field(
+        False,
+        description="Keep the denoiser's weights in float8, cast up a layer at a time as it "
+        "runs (diffusers' layerwise casting: about half the memory of half precision, a "
+        "slightly different video).",
+    )
     compile: StrictBool = Field(False, description="torch.compile the denoiser.")
     memory: Memory = Field(
         "auto",
@@ -259,6 +265,7 @@ class GenerateOptions(TypedDict, total=False):
     vae_slicing: bool
     vae_tiling: bool
     forward_chunking: bool
+    fp8: bool
     compile: bool
     memory: Memory
     cache: Cache

@@ -60,7 +60,7 @@ def plan(**options: Any) -> None:
     # the stages' peaks on the GPU, or in RAM when it runs on the CPU
     key = "peak_ram_bytes" if result["device"] == "cpu" else "peak_vram_bytes"
     memory = "RAM" if result["device"] == "cpu" else "VRAM"
-    names = ["offload", "slicing", "tiling", "chunking"]
+    names = ["offload", "slicing", "tiling", "chunking", "fp8"]
     names += [f"encode {memory}", f"denoise {memory}", f"decode {memory}", "peak RAM", "time"]
     rows = []
     for entry in result["plans"]:
@@ -71,6 +71,7 @@ def plan(**options: Any) -> None:
                 "yes" if setup["vae_slicing"] else "-",
                 "yes" if setup["vae_tiling"] else "-",
                 "yes" if setup["forward_chunking"] else "-",
+                "yes" if setup["fp8"] else "-",
                 *(size(stages[s][key]) for s in ("encode", "denoise", "decode")),
                 size(entry["peak_ram_bytes"]),
                 f"{entry['time_cost']:.2f}x",

@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import itertools
 import json
+from copy import deepcopy
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ CUDA_CONTEXT_BYTES = 500 * 2**20
 OFFLOAD_TIME = {"none": 1.0, "model": 1.1, "group": 1.3, "sequential": 4.0}
 TILING_TIME = 1.3  # on the decode: overlapping tiles decode some pixels twice
 CHUNKING_TIME = 1.05
+FP8_TIME = 1.1  # on the denoise: every layer's weights cast up at every step
 HALF_TIME = 0.5  # half precision against float32 on a GPU
 STAGE_SHARE = {"encode": 0.02, "denoise": 0.9, "decode": 0.08}  # of a run, for the factors
 
@@ -60,6 +62,7 @@ class Setup:
     vae_slicing: bool = False
     vae_tiling: bool = False
     forward_chunking: bool = False
+    fp8: bool = False
 
     @classmethod
     def of(cls, request: GenerationRequest, dtype: str) -> Setup:
@@ -70,6 +73,7 @@ class Setup:
             request.vae_slicing,
             request.vae_tiling,
             request.forward_chunking,
+            request.fp8,
         )
 
 
@@ -107,12 +111,14 @@ class Plan:
 @dataclass(frozen=True)
 class Footprint:
     """What a model needs for one request, whatever the setup: per component its weight bytes
-    (at the dtype traced) and its largest layer's, and each stage's activation peak: the
-    denoiser's with and without forward chunking, the VAE's with each of slicing and tiling."""
+    (at the dtype traced) and its largest layer's, the denoiser's parameters that `--fp8`
+    stores in float8, and each stage's activation peak: the denoiser's with and without
+    forward chunking, the VAE's with each of slicing and tiling."""
 
     dtype: str
     weights: dict[str, int]
     largest_layer: dict[str, int]
+    fp8_parameters: int
     stage_components: dict[str, tuple[str, ...]]
     encode: int
     denoise: dict[bool, int]  # forward chunking -> peak
@@ -128,11 +134,15 @@ class Footprint:
 
 def setups(device: str, dtype: str, *, chunking: bool) -> list[Setup]:
     """The setups a model supports on `device`: offloads on a GPU only, VAE slicing and
-    tiling, and with `chunking` only those with forward chunking on (UNets)."""
+    tiling, float8 weights (not on Apple's GPUs), and with `chunking` only those with forward
+    chunking on (UNets)."""
     offloads = OFFLOADS if device != "cpu" else ("none",)
+    fp8 = (False, True) if device != "mps" else (False,)
     return [
-        Setup(dtype, offload, slicing, tiling, chunking)
-        for offload, slicing, tiling in itertools.product(offloads, (False, True), (False, True))
+        Setup(dtype, offload, slicing, tiling, chunking, eight)
+        for offload, slicing, tiling, eight in itertools.product(
+            offloads, (False, True), (False, True), fp8
+        )
     ]
 
 
@@ -167,10 +177,16 @@ def plan(footprint: Footprint, setup: Setup, device: str, process: int) -> Plan:
     scale = DTYPES[setup.dtype].itemsize / DTYPES[footprint.dtype].itemsize
     weights = {k: int(v * scale) for k, v in footprint.weights.items()}
     largest = {k: int(v * scale) for k, v in footprint.largest_layer.items()}
+    denoiser = footprint.stage_components["denoise"][0]
+    if setup.fp8:  # a byte a parameter, but for the layers diffusers keeps (norms, embeddings)
+        eight = footprint.fp8_parameters
+        weights[denoiser] -= eight * (DTYPES[setup.dtype].itemsize - 1)
     total = sum(weights.values())
     stages: dict[str, dict[str, int]] = {}
     for stage in STAGES:
         activation = int(footprint.activation(stage, setup) * scale)
+        if setup.fp8 and stage == "denoise":  # the layer running, cast up
+            activation += largest[denoiser]
         working = footprint.stage_components[stage]
         if setup.offload == "none":
             on_device = total
@@ -202,6 +218,8 @@ def _time_cost(setup: Setup, native: str, device: str) -> float:
             factor *= TILING_TIME
         if stage == "denoise" and setup.forward_chunking:
             factor *= CHUNKING_TIME
+        if stage == "denoise" and setup.fp8:
+            factor *= FP8_TIME
         cost += share * factor
     if device != "cpu" and DTYPES[setup.dtype].itemsize < DTYPES[native].itemsize:
         cost *= HALF_TIME
@@ -219,7 +237,7 @@ def best(plans: list[Plan], vram: int | None, ram: int | None) -> Plan | None:
 
 def _rank(p: Plan) -> tuple[float, int, int, int]:
     s = p.setup
-    switches = (s.offload != "none") + s.vae_slicing + s.vae_tiling + s.forward_chunking
+    switches = (s.offload != "none") + s.vae_slicing + s.vae_tiling + s.forward_chunking + s.fp8
     return (round(p.time_cost, 6), switches, p.peak_vram_bytes, p.peak_ram_bytes)
 
 
@@ -310,7 +328,16 @@ def _footprint(
             decode[(slicing, tiling)] = _trace(
                 cpu, _decode, vae, latents, slicing, tiling, torch_dtype, chunk
             )
-    return Footprint(dtype, weights, largest, stage_components, encode, denoise, decode)
+    return Footprint(
+        dtype,
+        weights,
+        largest,
+        _fp8_parameters(denoiser),
+        stage_components,
+        encode,
+        denoise,
+        decode,
+    )
 
 
 def _frames(latents: tuple[int, int, int, int], n: int) -> tuple[int, int, int, int]:
@@ -376,6 +403,14 @@ def _bytes(module: nn.Module) -> int:
     return sum(
         t.numel() * t.element_size() for t in itertools.chain(module.parameters(), module.buffers())
     )
+
+
+def _fp8_parameters(denoiser: nn.Module) -> int:
+    """The parameters diffusers' layerwise casting stores in float8: its own choice of layers,
+    made on a copy (it keeps norms, embeddings and the model's own exceptions as they are)."""
+    copy = deepcopy(denoiser)
+    copy.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=copy.dtype)
+    return sum(p.numel() for p in copy.parameters() if p.dtype == torch.float8_e4m3fn)
 
 
 def _largest_layer(module: nn.Module) -> int:

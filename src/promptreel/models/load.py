@@ -32,6 +32,7 @@ class LoadOptions:
     device: str
     dtype: str
     offload: str  # none | model | sequential | group
+    fp8: bool  # the denoiser's weights stored in float8
     compile: bool
     parts: tuple[tuple[str, str], ...] = ()  # other repos loaded in: (argument, folder)
 
@@ -53,6 +54,10 @@ def load_pipeline(card: ModelCard, options: LoadOptions) -> tuple[Any, Any, bool
         return _current.pipe, _current.scheduler, True
     unload()
     pipe = _from_pretrained(card, options)
+    if options.fp8:  # before placing: the offload hooks move what this stores
+        _denoiser(pipe).enable_layerwise_casting(
+            storage_dtype=torch.float8_e4m3fn, compute_dtype=DTYPES[options.dtype]
+        )
     place(pipe, device=options.device, offload=options.offload)
     if options.compile:
         name = "unet" if getattr(pipe, "unet", None) is not None else "transformer"
