@@ -343,3 +343,30 @@ def test_fp8_is_refused_on_apple_gpus(monkeypatch) -> None:
     monkeypatch.setattr(generation, "pick_device", lambda requested: "mps")
     with pytest.raises(promptreel.UnsupportedDevice, match=r"^--fp8 needs float8 tensors"):
         _prepared(fp8=True)
+
+
+def test_a_footprint_traced_once_is_kept_for_the_next_process(monkeypatch, promptreel_home) -> None:
+    import promptreel.memory.plan as planner
+
+    request = _prepared()
+    setup = planner.Setup.of(request.request, request.dtype)
+
+    def footprint():
+        architecture = planner.folder_architecture(request.folder, request.parts)
+        return planner.footprint(
+            request.card, architecture, request.settings, request.dtype, [setup], request.device
+        )
+
+    monkeypatch.setattr(planner, "_traced", {})
+    first = footprint()
+    assert list((promptreel_home / "cache" / "footprints").glob("*.json"))
+    monkeypatch.setattr(planner, "_traced", {})  # a new process: nothing in memory
+    monkeypatch.setattr(planner, "_footprint", lambda *a: pytest.fail("traced again"))
+    assert footprint() == first
+    # a kept footprint that cannot be read is traced again, not trusted
+    monkeypatch.undo()
+    for broken in ("{not json", "{}", "[]"):
+        for kept in (promptreel_home / "cache" / "footprints").glob("*.json"):
+            kept.write_text(broken)
+        monkeypatch.setattr(planner, "_traced", {})
+        assert footprint() == first

@@ -9,6 +9,7 @@ PROMPTREEL_DEBUG=1 for the traceback.
 
 from __future__ import annotations
 
+from . import threads  # isort: skip (first: it counts the CPU's ticks before the imports below)
 import logging
 import os
 import signal
@@ -48,10 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script and `python -m promptreel`."""
     if not DEBUG:
         _quiet_libraries()
-    # torch's OpenMP threads spin while they wait for work; when other programs load the CPU
-    # they spin on cores those need, and a shapes video took 2-3x as long (docs/benchmarks.md).
-    # Read when torch loads: only a command that has not loaded it yet can set it.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    threads.choose_wait_policy()  # read when torch loads, which no command has done yet
     try:
         os.getcwd()
     except OSError:  # torch would abort the process with a fatal error of oneMKL's

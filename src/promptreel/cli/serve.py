@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidRequest
+from .threads import threads_sleep
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 MIN_TOKEN_CHARS = 16
@@ -38,6 +39,7 @@ def serve(
         raise InvalidRequest(f"--port must be between 1 and 65535, not {port}.")
     if max_queue < 1:
         raise InvalidRequest(f"--max-queue must be at least 1, not {max_queue}.")
+    threads_sleep()
     from ..jobs.lock import hold_service_lock
     from ..server.app import create_app
     from ..server.run import serve as run_service

@@ -33,6 +33,7 @@ from ..device import DTYPES
 from ..models.architectures import Architecture
 from ..models.card import ModelCard
 from ..request import GenerationRequest, Settings
+from . import stored
 from .trace import LiveBytes
 
 STAGES = ("encode", "denoise", "decode")
@@ -123,6 +124,23 @@ class Footprint:
     encode: int
     denoise: dict[bool, int]  # forward chunking -> peak
     decode: dict[tuple[bool, bool], int]  # (slicing, tiling) -> peak
+
+    def as_json(self) -> dict[str, Any]:
+        fields = asdict(self)
+        fields["denoise"] = [[k, v] for k, v in self.denoise.items()]
+        fields["decode"] = [[list(k), v] for k, v in self.decode.items()]
+        return fields
+
+    @classmethod
+    def from_json(cls, fields: dict[str, Any]) -> Footprint:
+        return cls(
+            **{
+                **fields,
+                "stage_components": {k: tuple(v) for k, v in fields["stage_components"].items()},
+                "denoise": {k: v for k, v in fields["denoise"]},
+                "decode": {tuple(k): v for k, v in fields["decode"]},
+            }
+        )
 
     def activation(self, stage: str, setup: Setup) -> int:
         if stage == "encode":
@@ -259,7 +277,7 @@ def footprint(
     """Build the model's components on the meta device from `architecture` (`folder_architecture`
     of a downloaded model, or `models.architectures`) and trace what each stage holds for
     `settings`, under the switches of `wanted`, on `device`'s kernels. The same request again
-    (a rerun, a service's next job, a batch) is not traced again."""
+    (a rerun, a service's next job, a batch, another command) is not traced again."""
     # what the trace reads of the request: its shape, the guidance copies, SVD's chunk
     shape = (
         settings.num_frames,
@@ -276,8 +294,19 @@ def footprint(
     if key not in _traced:
         if len(_traced) >= _TRACED_KEPT:
             _traced.pop(next(iter(_traced)))
-        _traced[key] = _footprint(card, architecture, settings, dtype, wanted, device)
+        found = _kept(key)
+        if found is None:
+            found = _footprint(card, architecture, settings, dtype, wanted, device)
+            stored.store(key, found.as_json())
+        _traced[key] = found
     return _traced[key]
+
+
+def _kept(key: str) -> Footprint | None:
+    try:
+        return Footprint.from_json(stored.load(key) or {})
+    except (TypeError, KeyError, ValueError, AttributeError):  # none, or from another hand
+        return None
 
 
 def _footprint(
