@@ -1,8 +1,8 @@
 """A Hugging Face cache in a temporary folder, filled with tiny models under real repo ids.
 
 The layout is the hub's own (`models--org--name/refs/main` naming a commit, the files under
-`snapshots/<commit>/`), so promptreel resolves `damo-vilab/text-to-video-ms-1.7b` through the
-same huggingface_hub calls it uses for a real download, with HF_HUB_OFFLINE=1.
+`snapshots/<commit>/`), so promptreel resolves `damo-vilab/text-to-video-ms-1.7b` as it
+resolves a real download, with HF_HUB_OFFLINE=1.
 """
 
 from __future__ import annotations

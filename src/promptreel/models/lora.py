@@ -21,12 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import snapshot_download
-from huggingface_hub.errors import LocalEntryNotFoundError
-
 from ..errors import InvalidRequest, ModelNotDownloaded
 from ..home import home
-from .resolve import REPO_ID
+from .hub_cache import snapshot_folder, valid_repo_id
 
 SHIPPED = Path(__file__).resolve().parent.parent / "loras"
 WEIGHTS_NAME = "pytorch_lora_weights.safetensors"  # what diffusers' save_lora_weights writes
@@ -103,10 +100,9 @@ def resolve(entry: str, *, folders: bool = True) -> Lora:
     elif folders and _is_dir(ref):
         folder = Path(ref).expanduser().resolve()
         ref = str(folder)  # absolute: a rerun finds it from any folder
-    elif REPO_ID.fullmatch(ref) and ".." not in ref and "--" not in ref:
-        try:
-            folder = Path(snapshot_download(ref, local_files_only=True))
-        except (LocalEntryNotFoundError, OSError, ValueError):
+    elif valid_repo_id(ref):
+        folder = snapshot_folder(ref)
+        if folder is None:
             raise ModelNotDownloaded(
                 f"--lora {ref} is not in the local Hugging Face cache; run `promptreel download "
                 f"{ref}` first.",

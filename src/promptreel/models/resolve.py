@@ -10,21 +10,19 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
-import re
 from pathlib import Path
 
-from huggingface_hub import constants, snapshot_download
-from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub import constants
 
 from .. import jsontext
 from ..errors import InvalidRequest, ModelNotDownloaded, ModelNotFound
 from .card import ModelCard
 from .cards import CARDS, CONTROLNET_PARAMETERS, CONTROLNETS
 from .families import FAMILIES
+from .hub_cache import snapshot_folder, valid_repo_id
 from .model_index import check_model_index
 
 CARDS_BY_NAME = {card.name: card for card in CARDS}
-REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}")
 
 
 def find_card(model: str, *, folders: bool = True) -> ModelCard:
@@ -36,7 +34,7 @@ def find_card(model: str, *, folders: bool = True) -> ModelCard:
         raise ModelNotFound("the model name is empty; give an alias, a hub repo id or a folder.")
     if model in CARDS_BY_NAME:
         return CARDS_BY_NAME[model]
-    if not folders and not (REPO_ID.fullmatch(model) and ".." not in model and "--" not in model):
+    if not folders and not valid_repo_id(model):
         raise ModelNotFound(
             f"unknown model {model!r}: give a built-in name (GET /v1/models) or a hub repo id "
             "(org/name) in the server's cache."
@@ -128,7 +126,7 @@ def with_base(card: ModelCard, base: str | None, *, folders: bool = True) -> Mod
             local_path=str(folder),
             base=str(folder),
         )
-    if not (REPO_ID.fullmatch(base) and ".." not in base and "--" not in base):
+    if not valid_repo_id(base):
         where = "a folder or " if folders else ""
         raise InvalidRequest(
             f"--base {base!r} is not {where}a hub repo id (org/name); give a Stable Diffusion "
@@ -402,9 +400,8 @@ def _read_json(path: Path) -> dict:
 
 
 def cached_snapshot(repo_id: str, revision: str) -> Path | None:
-    try:
-        folder = Path(snapshot_download(repo_id, revision=revision, local_files_only=True))
-    except (LocalEntryNotFoundError, OSError, ValueError):
+    folder = snapshot_folder(repo_id, revision)
+    if folder is None:
         return None
     return (
         folder
@@ -420,7 +417,7 @@ def _extra_repo_ids(card: ModelCard) -> list[str]:
 def _looks_like_repo_id(text: str) -> bool:
     if "/" not in text:
         return False
-    if not REPO_ID.fullmatch(text) or ".." in text or "--" in text:
+    if not valid_repo_id(text):
         raise ModelNotFound(
             f"{text!r} is neither a folder nor a valid hub repo id (org/name, letters, digits, "
             "'-', '_' and '.'); check the spelling."
