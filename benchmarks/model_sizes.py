@@ -50,6 +50,14 @@ def widened(folder: Path, width: int) -> Path:
     return folder
 
 
+def _peaks(record: dict, stage: str) -> str:
+    measured, planned = record["memory"]["measured"], record["memory"]["planned"]
+    return (
+        f"{measured[stage]['peak_ram_bytes'] / MIB:.0f} / "
+        f"{planned[stage]['peak_ram_bytes'] / MIB:.0f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--widths", type=int, nargs="+", default=[1, 4, 8])
@@ -82,18 +90,10 @@ def main() -> None:
                     parameters = sum(p.numel() for p in unet.parameters())
                 record = video.record
                 steps = record["parameters"]["num_inference_steps"]
-                measured, planned = record["memory"]["measured"], record["memory"]["planned"]
-
-                def pair(stage: str) -> str:
-                    return (
-                        f"{measured[stage]['peak_ram_bytes'] / MIB:.0f} / "
-                        f"{planned[stage]['peak_ram_bytes'] / MIB:.0f}"
-                    )
-
                 print(
                     f"| {parameters / 1e6:.1f}M (x{width}) | {name} | "
-                    f"{record['timings']['denoise'] / steps:.3f} | {pair('denoise')} | "
-                    f"{pair('decode')} |",
+                    f"{record['timings']['denoise'] / steps:.3f} | {_peaks(record, 'denoise')} | "
+                    f"{_peaks(record, 'decode')} |",
                     flush=True,
                 )
             promptreel.unload()
