@@ -19,7 +19,7 @@ import warnings
 import typer
 
 from ..errors import PromptreelError
-from . import finetune, generate, history, models, plan, serve, training
+from . import batch, finetune, generate, history, models, plan, serve, training
 from .show import printable
 
 app = typer.Typer(
@@ -30,6 +30,7 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 app.command()(generate.generate)
+app.command()(batch.batch)
 app.command()(plan.plan)
 app.add_typer(models.models_app, name="models")
 app.command()(models.download)

@@ -57,14 +57,14 @@ def history_entry(
         yield entry
     except BaseException as exc:
         if store is not None and job_id is not None and not entry.done:
-            status, reason = _ending(exc)
+            status, reason = how_it_ended(exc)
             store.finish(job_id, status, reason=reason)
         raise
     if store is not None and job_id is not None and not entry.done:
         store.finish(job_id, "failed", reason="ended without a video")
 
 
-def _ending(exc: BaseException) -> tuple[str, str]:
+def how_it_ended(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, Cancelled):
         return "cancelled", str(exc)
     if isinstance(exc, KeyboardInterrupt | SystemExit):

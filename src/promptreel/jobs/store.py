@@ -72,6 +72,11 @@ MIGRATIONS: list[tuple[str, str]] = [
         # when that process started: after a restart its pid may belong to another process
         "ALTER TABLE jobs ADD COLUMN owner_start TEXT",
     ),
+    (
+        "batch_key",
+        # a batch's video: its settled request and output file, so a rerun finds what is done
+        "ALTER TABLE jobs ADD COLUMN batch_key TEXT; CREATE INDEX jobs_batch ON jobs (batch_key)",
+    ),
 ]
 
 
@@ -102,6 +107,7 @@ class Job:
     skipped: int = field(default=0, repr=False)
     owner_pid: int | None = field(default=None, repr=False)
     owner_start: str | None = field(default=None, repr=False)
+    batch_key: str | None = field(default=None, repr=False)
 
     @property
     def finished(self) -> bool:
@@ -197,6 +203,7 @@ class JobStore:
         status: str = "queued",
         output_format: str | None = None,
         max_queued: int | None = None,
+        batch_key: str | None = None,
     ) -> int | None:
         """A new row, committed before its id is returned; None if `max_queued` are waiting."""
         now = time.time()
@@ -207,8 +214,8 @@ class JobStore:
                     return None
             cursor = db.execute(
                 "INSERT INTO jobs (source, status, model, prompt, request, output_format, seed,"
-                " created_at, started_at, attempts, owner_pid, owner_start)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " created_at, started_at, attempts, owner_pid, owner_start, batch_key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     source,
                     status,
@@ -222,6 +229,7 @@ class JobStore:
                     1 if status == "running" else 0,
                     os.getpid() if status == "running" else None,
                     _process_start(os.getpid()) if status == "running" else None,
+                    batch_key,
                 ),
             )
             return int(cursor.lastrowid or 0)
@@ -419,6 +427,21 @@ class JobStore:
                 [*args, limit, offset],
             ).fetchall()
         return [_job(row) for row in rows], int(total)
+
+    def batch_done(self, batch_key: str) -> Job | None:
+        """The latest batch row under `batch_key` that succeeded, if any."""
+        with self._connect() as db:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE batch_key=? AND status='succeeded' ORDER BY id DESC",
+                (batch_key,),
+            ).fetchone()
+        return _job(row) if row is not None else None
+
+    def batch_wrote(self, batch_key: str, path: str | os.PathLike[str]) -> bool:
+        """Whether a batch row under `batch_key` set out to write `path` (its file to replace)."""
+        with self._connect() as db:
+            rows = db.execute("SELECT outputs FROM jobs WHERE batch_key=?", (batch_key,))
+            return any(os.fspath(path) in json.loads(row[0]) for row in rows)
 
     def count(self, status: str) -> int:
         with self._connect() as db:

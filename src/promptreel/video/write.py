@@ -333,6 +333,21 @@ def make_filename(prompt: str, seed: int, short_id: str, suffix: str) -> str:
     return "-".join(parts) + suffix.lower()
 
 
+def batch_filename(
+    row: int, prompt: str | None, seed: int, varied: dict[str, object], suffix: str
+) -> str:
+    """A batch video's name, the same whichever backend made it: the row's number, the
+    prompt's slug, the seed, and the grid's values (`003-a-red-circle-s1-guidance-scale-7-5.mp4`).
+    Made of the same safe characters as `make_filename`'s."""
+    parts = [f"{row:03d}", _slug(prompt or "", limit=48) or "video"]
+    parts.append(f"s{int(seed)}".replace("-", "m"))
+    parts += [
+        _slug(f"{name}-{format(value, 'g') if isinstance(value, float) else value}", limit=48)
+        for name, value in varied.items()
+    ]
+    return "-".join(p for p in parts if p) + suffix.lower()
+
+
 def _slug(text: str, *, limit: int) -> str:
     ascii_text = unicodedata.normalize("NFKD", str(text)).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")

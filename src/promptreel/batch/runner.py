@@ -1,0 +1,162 @@
+"""Running a batch: each job through a backend, each video written and recorded by this process.
+
+The store is the batch's memory. Every job has a key: its settled request and the file it
+writes. A job whose key has a succeeded row, and whose file is still there, is skipped; any
+other runs (again). A job's row is `running` while it runs and ends `succeeded`, `failed` (with
+the one-line reason; the batch goes on) or `cancelled` (Ctrl-C: the batch stops, and what
+finished stays). The frames come back from the backend and are written here, aside and
+renamed, so a file in the output folder is always a whole video with its record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..errors import OutputError, PromptreelError
+from ..jobs.history import how_it_ended
+from ..jobs.store import JobStore
+from ..request import GenerationRequest
+from ..video import Video
+from .rows import BatchJob
+
+SUMMARY = "batch.json"
+SHEET = "contact-sheet.png"
+
+
+@dataclass
+class Outcome:
+    """How one job of the batch ended."""
+
+    job: BatchJob
+    status: str  # done | failed | skipped | cancelled
+    path: Path
+    seconds: float = 0.0
+    reason: str | None = None
+    row_id: int | None = None  # its row in the store
+
+
+class Backend(Protocol):
+    """Where videos are made: `run` yields each job with its video, or the error that stopped
+    it, as they finish; `started(job)` is called as each begins."""
+
+    name: str
+
+    def run(
+        self,
+        jobs: list[BatchJob],
+        *,
+        started: Callable[[BatchJob], None],
+        progress: Callable[[BatchJob, Any], None],
+    ) -> Iterator[tuple[BatchJob, Video | PromptreelError]]: ...
+
+
+def batch_key(request: GenerationRequest, path: Path) -> str:
+    text = json.dumps([request.model_dump(mode="json"), os.fspath(path)], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run_batch(
+    jobs: list[BatchJob],
+    settled: dict[int, GenerationRequest],
+    output_dir: Path,
+    backend: Backend,
+    *,
+    store: JobStore,
+    on_outcome: Callable[[Outcome], None],
+    progress: Callable[[BatchJob, Any], None],
+) -> list[Outcome]:
+    """Run what is not done yet; the outcomes in the jobs' order. `settled`: each job's
+    request with every value settled (by number), as the store keeps it."""
+    outcomes: dict[int, Outcome] = {}
+    keys = {job.number: batch_key(settled[job.number], output_dir / job.filename) for job in jobs}
+    todo = []
+    for job in jobs:
+        path = output_dir / job.filename
+        done = store.batch_done(keys[job.number])
+        if done is not None and path.exists():
+            outcomes[job.number] = Outcome(job, "skipped", path, row_id=done.id)
+            on_outcome(outcomes[job.number])
+        else:
+            todo.append(job)
+    rows: dict[int, int] = {}
+    began: dict[int, float] = {}
+
+    def started(job: BatchJob) -> None:
+        request = settled[job.number].model_dump(mode="json")
+        row = store.add(request, source="batch", status="running", batch_key=keys[job.number])
+        rows[job.number], began[job.number] = int(row or 0), time.monotonic()
+
+    try:
+        for job, result in backend.run(todo, started=started, progress=progress):
+            path, row = output_dir / job.filename, rows[job.number]
+            seconds = time.monotonic() - began[job.number]
+            if isinstance(result, PromptreelError):
+                reason = " ".join(str(result).split())
+                store.finish(row, "failed", reason=reason)
+                outcomes[job.number] = Outcome(job, "failed", path, seconds, reason, row)
+            else:
+                # a file in the way is replaced only if a run of this same video wrote it
+                ours = store.batch_wrote(keys[job.number], path.absolute())
+                store.add_output(row, path.absolute())  # before: a crash leaves it known
+                try:
+                    if path.is_dir():  # `save` would fill it with PNG frames
+                        raise OutputError(f"{path} is a folder; move it out of the way")
+                    saved = result.save(path, overwrite=ours)
+                except PromptreelError as e:
+                    store.finish(row, "failed", reason=str(e))
+                    outcomes[job.number] = Outcome(job, "failed", path, seconds, str(e), row)
+                else:
+                    store.finish(row, "succeeded", record=result.record)
+                    outcomes[job.number] = Outcome(job, "done", saved, seconds, row_id=row)
+            on_outcome(outcomes[job.number])
+    except BaseException as exc:  # Ctrl-C, or a backend that broke: what ran is kept
+        status, reason = how_it_ended(exc)
+        for job in todo:
+            if job.number in rows and job.number not in outcomes:
+                store.finish(rows[job.number], status, reason=reason)
+                path, row = output_dir / job.filename, rows[job.number]
+                outcomes[job.number] = Outcome(job, "cancelled", path, 0.0, reason, row)
+        raise
+    finally:
+        for job in jobs:
+            outcomes.setdefault(job.number, Outcome(job, "cancelled", output_dir / job.filename))
+        write_summary(output_dir, [outcomes[job.number] for job in jobs], backend.name)
+    return [outcomes[job.number] for job in jobs]
+
+
+def write_summary(output_dir: Path, outcomes: list[Outcome], backend: str) -> Path:
+    """batch.json: every job, how it ended, its file and its row in the history."""
+    summary = {
+        "backend": backend,
+        "counts": {
+            status: sum(o.status == status for o in outcomes)
+            for status in ("done", "skipped", "failed", "cancelled")
+        },
+        "jobs": [
+            {
+                "number": o.job.number,
+                "line": o.job.line,
+                "prompt": o.job.request.prompt,
+                "seed": o.job.request.seed,
+                "varied": o.job.varied,
+                "file": o.path.name,
+                "status": o.status,
+                "reason": o.reason,
+                "seconds": round(o.seconds, 3),
+                "history_id": o.row_id,
+            }
+            for o in outcomes
+        ],
+    }
+    path = output_dir / SUMMARY
+    temp = path.with_name(f".{SUMMARY}.{os.getpid()}.tmp")
+    temp.write_text(json.dumps(summary, indent=2) + "\n")
+    os.replace(temp, path)
+    return path
