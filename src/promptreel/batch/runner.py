@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -85,6 +86,11 @@ def run_batch(
             on_outcome(outcomes[job.number])
         else:
             todo.append(job)
+    # one model's jobs together, in the order the models first come: no pipeline reloads
+    first: dict[str | None, int] = {}
+    for job in todo:
+        first.setdefault(job.request.model, len(first))
+    todo.sort(key=lambda job: first[job.request.model])
     rows: dict[int, int] = {}
     began: dict[int, float] = {}
 
@@ -94,28 +100,14 @@ def run_batch(
         rows[job.number], began[job.number] = int(row or 0), time.monotonic()
 
     try:
-        for job, result in backend.run(todo, started=started, progress=progress):
-            path, row = output_dir / job.filename, rows[job.number]
-            seconds = time.monotonic() - began[job.number]
-            if isinstance(result, PromptreelError):
-                reason = " ".join(str(result).split())
-                store.finish(row, "failed", reason=reason)
-                outcomes[job.number] = Outcome(job, "failed", path, seconds, reason, row)
-            else:
-                # a file in the way is replaced only if a run of this same video wrote it
-                ours = store.batch_wrote(keys[job.number], path.absolute())
-                store.add_output(row, path.absolute())  # before: a crash leaves it known
-                try:
-                    if path.is_dir():  # `save` would fill it with PNG frames
-                        raise OutputError(f"{path} is a folder; move it out of the way")
-                    saved = result.save(path, overwrite=ours)
-                except PromptreelError as e:
-                    store.finish(row, "failed", reason=str(e))
-                    outcomes[job.number] = Outcome(job, "failed", path, seconds, str(e), row)
-                else:
-                    store.finish(row, "succeeded", record=result.record)
-                    outcomes[job.number] = Outcome(job, "done", saved, seconds, row_id=row)
-            on_outcome(outcomes[job.number])
+        # closed on the way out, even by Ctrl-C: a backend stops its workers then
+        with closing(backend.run(todo, started=started, progress=progress)) as results:
+            for job, result in results:
+                seconds = time.monotonic() - began[job.number]
+                outcome = _keep(job, result, output_dir, store, rows[job.number], keys[job.number])
+                outcome.seconds = seconds
+                outcomes[job.number] = outcome
+                on_outcome(outcome)
     except BaseException as exc:  # Ctrl-C, or a backend that broke: what ran is kept
         status, reason = how_it_ended(exc)
         for job in todo:
@@ -129,6 +121,34 @@ def run_batch(
             outcomes.setdefault(job.number, Outcome(job, "cancelled", output_dir / job.filename))
         write_summary(output_dir, [outcomes[job.number] for job in jobs], backend.name)
     return [outcomes[job.number] for job in jobs]
+
+
+def _keep(
+    job: BatchJob,
+    result: Video | PromptreelError,
+    output_dir: Path,
+    store: JobStore,
+    row: int,
+    key: str,
+) -> Outcome:
+    """Write a job's video and record how it ended, in the store and as its outcome."""
+    path = output_dir / job.filename
+    if isinstance(result, PromptreelError):
+        reason = " ".join(str(result).split())
+        store.finish(row, "failed", reason=reason)
+        return Outcome(job, "failed", path, reason=reason, row_id=row)
+    # a file in the way is replaced only if a run of this same video set out to write it
+    ours = store.batch_wrote(key, path.absolute())
+    store.add_output(row, path.absolute())  # before writing: a crash leaves it known
+    try:
+        if path.is_dir():  # `save` would fill it with PNG frames
+            raise OutputError(f"{path} is a folder; move it out of the way")
+        saved = result.save(path, overwrite=ours)
+    except PromptreelError as e:
+        store.finish(row, "failed", reason=str(e))
+        return Outcome(job, "failed", path, reason=str(e), row_id=row)
+    store.finish(row, "succeeded", record=result.record)
+    return Outcome(job, "done", saved, row_id=row)
 
 
 def write_summary(output_dir: Path, outcomes: list[Outcome], backend: str) -> Path:

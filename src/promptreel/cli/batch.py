@@ -61,6 +61,38 @@ OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
         Annotated[str, typer.Option("--format", help="mp4, webm or gif.")],
         "mp4",
     ),
+    "backend": (
+        Annotated[
+            str,
+            typer.Option(help="local (this process) or ray (actors on a Ray cluster)."),
+        ],
+        "local",
+    ),
+    "address": (
+        Annotated[
+            str | None,
+            typer.Option(
+                help="With --backend ray: the cluster's address (default: start one here).",
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    "workers": (
+        Annotated[
+            int | None,
+            typer.Option(
+                help="With --backend ray: how many actors (default: one per GPU, else per "
+                "--cpus-per-worker CPUs).",
+                show_default=False,
+            ),
+        ],
+        None,
+    ),
+    "cpus_per_worker": (
+        Annotated[int, typer.Option(help="With --backend ray, without GPUs: CPUs an actor.")],
+        1,
+    ),
     "quiet": (Annotated[bool, typer.Option("--quiet", help="No progress display.")], False),
     "json_output": (
         Annotated[bool, typer.Option("--json", help="Print batch.json at the end.")],
@@ -71,7 +103,6 @@ OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
 
 def batch(**options: Any) -> None:
     """Make many videos: a file of rows, a seed sweep or a grid; re-running skips what is done."""
-    from ..batch.local import LocalBackend
     from ..batch.rows import check_all, expand, parse_grid, parse_seeds, read_rows
     from ..batch.runner import run_batch
     from ..batch.sheet import contact_sheet
@@ -103,6 +134,7 @@ def batch(**options: Any) -> None:
     def check(job: Any) -> None:
         settled[job.number] = prepare(job.request).settled
 
+    backend = _backend(own)
     check_all(jobs, check, where)
     output_dir.mkdir(parents=True, exist_ok=True)
     display = BatchDisplay(len(jobs), enabled=not own["quiet"] and sys.stderr.isatty())
@@ -112,7 +144,7 @@ def batch(**options: Any) -> None:
             jobs,
             settled,
             output_dir,
-            LocalBackend(),
+            backend,
             store=JobStore(),
             on_outcome=display.finished,
             progress=display.step,
@@ -144,6 +176,37 @@ def batch(**options: Any) -> None:
     )
     if counts["failed"]:
         raise typer.Exit(1)
+
+
+def _backend(own: dict[str, Any]) -> Any:
+    """The backend asked for, its options checked before any row runs."""
+    from ..batch.local import LocalBackend
+
+    name = own["backend"]
+    if name == "local":
+        for option in ("address", "workers"):
+            if own[option] is not None:
+                raise InvalidRequest(
+                    f"--{option} is for --backend ray; add it, or remove --{option}.",
+                    argument=option,
+                )
+        return LocalBackend()
+    if name != "ray":
+        raise InvalidRequest(f"--backend must be local or ray, not {name!r}.", argument="backend")
+    if own["cpus_per_worker"] < 1 or (own["workers"] is not None and own["workers"] < 1):
+        raise InvalidRequest(
+            "--workers and --cpus-per-worker must be at least 1.", argument="workers"
+        )
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise InvalidRequest(
+            "--backend ray needs Ray: pip install 'promptreel[ray]' (or pip install ray).",
+            argument="backend",
+        ) from None
+    from ..batch.ray_backend import RayBackend
+
+    return RayBackend(own["address"], own["cpus_per_worker"], own["workers"])
 
 
 def _check_output_dir(folder: Path) -> None:

@@ -1,0 +1,142 @@
+"""`promptreel batch --backend ray` on a local Ray instance of 2 CPUs: the same files as the local
+backend, a worker killed mid-batch, Ctrl-C and a resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from promptreel.video import read_frames
+
+ray = pytest.importorskip("ray")
+
+FAST = ["--num-inference-steps", "2", "--num-frames", "8"]
+PROMPTS = "a red circle moving right\na blue square moving up\na yellow triangle moving left\n"
+RAY = ["--backend", "ray", "--cpus-per-worker", "1"]
+
+
+def _files(folder: Path) -> dict[str, np.ndarray]:
+    return {p.name: read_frames(p, argument="video")[0] for p in sorted(folder.glob("*.mp4"))}
+
+
+@pytest.fixture(scope="module")
+def local_videos(tmp_path_factory) -> dict[str, np.ndarray]:
+    """The batch of 6 (3 prompts x 2 seeds) made by the local backend, to compare with."""
+    import os
+
+    from promptreel.cli import main
+
+    folder = tmp_path_factory.mktemp("local")
+    (folder / "p.txt").write_text(PROMPTS)
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            main(["batch", "p.txt", "--seeds", "1-2", "--quiet", *FAST])
+        assert ended.value.code == 0
+    finally:
+        os.chdir(here)
+    return _files(folder / "p")
+
+
+def test_six_videos_on_two_actors_are_the_local_backend_s_files(
+    cli, workdir, local_videos
+) -> None:
+    (workdir / "p.txt").write_text(PROMPTS)
+    result = cli("batch", "p.txt", "--seeds", "1-2", *RAY, *FAST)
+    assert result.code == 0, result.err
+    made = _files(workdir / "p")
+    assert len(made) == 6 and made.keys() == local_videos.keys()
+    for name, frames in made.items():
+        assert np.array_equal(frames, local_videos[name]), name  # bit-identical on the CPU
+    summary = json.loads((workdir / "p" / "batch.json").read_text())
+    assert summary["backend"] == "ray" and summary["counts"]["done"] == 6
+    assert not ray.is_initialized()  # the instance started for the batch is stopped
+
+
+@pytest.fixture
+def ray_instance():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+def test_a_worker_killed_mid_batch_its_video_is_made_by_another(
+    cli, workdir, local_videos, monkeypatch, ray_instance
+) -> None:
+    import promptreel.batch.ray_backend as backend
+    import promptreel.cli.batch as command
+
+    workers: list = []
+
+    class Watched(backend._Worker):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            workers.append(self)
+
+    killed: list[int] = []
+    real_step = command.BatchDisplay.step
+
+    def step(self, job, progress) -> None:
+        running = [w for w in workers if w.job is not None]
+        if progress.stage == "denoise" and running and not killed:  # one job in the middle
+            ray.kill(running[0].actor, no_restart=True)
+            killed.append(running[0].job.number)
+        real_step(self, job, progress)
+
+    monkeypatch.setattr(backend, "_Worker", Watched)
+    monkeypatch.setattr(command.BatchDisplay, "step", step)
+    (workdir / "p.txt").write_text(PROMPTS)
+    result = cli("batch", "p.txt", "--seeds", "1-2", *RAY, *FAST)
+    assert result.code == 0, result.err
+    assert len(killed) == 1 and len(workers) == 3  # two, and the one that replaced the killed
+    made = _files(workdir / "p")
+    assert made.keys() == local_videos.keys()
+    assert all(np.array_equal(made[n], local_videos[n]) for n in made)
+    summary = json.loads((workdir / "p" / "batch.json").read_text())
+    assert summary["counts"]["done"] == 6
+
+
+def test_ctrl_c_on_ray_keeps_what_finished_and_a_rerun_completes(
+    cli, workdir, local_videos, monkeypatch, ray_instance
+) -> None:
+    import promptreel.cli.batch as command
+
+    real_finished = command.BatchDisplay.finished
+
+    def finished(self, outcome) -> None:
+        real_finished(self, outcome)
+        raise KeyboardInterrupt  # after the first video is written
+
+    monkeypatch.setattr(command.BatchDisplay, "finished", finished)
+    (workdir / "p.txt").write_text(PROMPTS)
+    result = cli("batch", "p.txt", "--seeds", "1-2", *RAY, *FAST)
+    assert result.code == 130
+    first = json.loads((workdir / "p" / "batch.json").read_text())["counts"]
+    assert first["done"] == 1 and first["cancelled"] == 5
+    assert len(list((workdir / "p").glob("*.mp4"))) == 1  # no half-written video
+
+    monkeypatch.setattr(command.BatchDisplay, "finished", real_finished)
+    again = cli("batch", "p.txt", "--seeds", "1-2", *RAY, *FAST)
+    assert again.code == 0, again.err
+    counts = json.loads((workdir / "p" / "batch.json").read_text())["counts"]
+    assert counts["skipped"] == 1 and counts["done"] == 5
+    made = _files(workdir / "p")
+    assert all(np.array_equal(made[n], local_videos[n]) for n in made) and len(made) == 6
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--address", "127.0.0.1:6379"], "--address is for --backend ray"),
+        (["--backend", "spark"], "--backend must be local or ray"),
+        (["--backend", "ray", "--workers", "0"], "must be at least 1"),
+    ],
+)
+def test_backend_options_are_checked_before_anything_runs(cli, workdir, args, error) -> None:
+    result = cli("batch", "--prompt", "a red circle", *args, *FAST)
+    assert result.code == 1 and error in result.err and result.err.count("\n") == 1, result.err
+    assert list(workdir.iterdir()) == []
