@@ -42,9 +42,7 @@ def local_videos(tmp_path_factory) -> dict[str, np.ndarray]:
     return _files(folder / "p")
 
 
-def test_six_videos_on_two_actors_are_the_local_backend_s_files(
-    cli, workdir, local_videos
-) -> None:
+def test_six_videos_on_two_actors_are_the_local_backend_s_files(cli, workdir, local_videos) -> None:
     (workdir / "p.txt").write_text(PROMPTS)
     result = cli("batch", "p.txt", "--seeds", "1-2", *RAY, *FAST)
     assert result.code == 0, result.err
