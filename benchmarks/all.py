@@ -1,8 +1,9 @@
-"""Every benchmark of issue 19 side by side in one run, each script in its own process:
+"""The speed and memory benchmarks side by side in one run, each script in its own process:
 per-step time and peak memory per model size and setting (model_sizes.py), step caching's
-speed-up with fidelity (step_cache.py, at the card's 10 steps unless --steps says more), and
-CLI start-up, end to end against the seed-style script, the loop and encoding (overhead.py).
-The output is Markdown for docs/benchmarks.md.
+speed-up with fidelity (step_cache.py, at the card's 10 steps unless --steps says more),
+CLI start-up, end to end against the seed-style script, the loop and encoding (overhead.py),
+and a batch on 2 Ray actors against 1 (ray_speedup.py). The output is Markdown for
+docs/benchmarks.md.
 
     python benchmarks/all.py [--steps 10 20 50] [--runs 5]
 """
@@ -32,6 +33,7 @@ def main() -> None:
             ["--steps", *args.steps, "--plot", plot],
         ),
         ("Start-up, end to end, the loop, encoding", "overhead.py", ["--runs", args.runs]),
+        ("A batch on Ray: 2 actors against 1", "ray_speedup.py", []),
     ):
         print(f"### {title}\n", flush=True)
         subprocess.run([sys.executable, str(HERE / script), *options], check=True)

@@ -91,6 +91,8 @@ def test_a_rerun_skips_what_succeeded_and_retries_what_failed(cli, workdir) -> N
         ("rows.csv", "prompt,guidance_scale\na,4\nb,lots\n", 3, "guidance_scale"),
         ("rows.csv", "prompt,model\na,shapes\nb,no-such-model\n", 3, "no-such-model"),
         ("rows.txt", "a red circle\n" + "x" * 5000 + "\n", 2, "prompt"),
+        ("rows.csv", "prompt\na\nb\x00c\n", 3, "U+0000"),
+        ("rows.csv", 'prompt\na\n"b\n', 3, "not CSV"),
     ],
 )
 def test_a_bad_row_is_refused_by_its_line_and_nothing_runs(
@@ -205,3 +207,21 @@ def test_the_same_rows_as_csv_jsonl_and_options_make_the_same_files(cli, workdir
     # .csv and .jsonl write to the same folder (rows/): the second run found it all done
     summary = json.loads((workdir / "rows" / "batch.json").read_text())
     assert summary["counts"]["skipped"] == 2
+
+
+def test_a_row_s_input_file_is_found_beside_the_batch_file(cli, workdir, monkeypatch, hub) -> None:
+    from conftest import plain_video
+
+    hub("zeroscope-xl")
+    (workdir / "jobs" / "clips").mkdir(parents=True)
+    plain_video(workdir / "jobs" / "clips" / "in.mp4", frames=8, side=64)
+    (workdir / "jobs" / "rows.jsonl").write_text(
+        '{"prompt": "a kite", "video": "clips/in.mp4", "model": "zeroscope-xl", '
+        '"height": 32, "width": 32, "num_frames": 3}\n'
+    )
+    elsewhere = workdir / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = cli("batch", "../jobs/rows.jsonl", *FAST)
+    assert result.code == 0, result.err
+    assert [p.name for p in (elsewhere / "rows").glob("*.mp4")] == ["001-a-kite-s0.mp4"]

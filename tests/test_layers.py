@@ -1,6 +1,6 @@
 """The layers import downward only, and no module imports itself back through another.
 
-    interfaces (cli, server, eval)  ->  api  ->  jobs  ->  the engine (generation)  ->
+    interfaces (cli, server, eval)  ->  api, batch  ->  jobs  ->  the engine (generation)  ->
     request, models, video, device, schedulers, errors, home, jsontext, train, control, memory
 
 Imports inside functions count too: a lazy import is still a dependency.
@@ -19,7 +19,7 @@ ROOT = Path(promptreel.__file__).parent
 # public face (it re-exports lazily from every layer) and is left out.
 LAYERS = [
     ("promptreel.cli", "promptreel.server", "promptreel.eval"),
-    ("promptreel.api",),
+    ("promptreel.api", "promptreel.batch"),
     ("promptreel.jobs",),
     ("promptreel.generation", "promptreel.planning"),
     (

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import InvalidRequest, PromptreelError
-from ..request import GenerationRequest, make_request, one_line
+from ..request import INPUT_FILES, GenerationRequest, make_request, one_line
 from ..video.write import SUFFIXES, batch_filename
 
 FORMATS = {".txt", ".jsonl", ".csv"}
@@ -126,6 +126,12 @@ def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
     rows = {".txt": _txt, ".jsonl": _jsonl, ".csv": _csv}[suffix](path, text)
     if not rows:
         raise InvalidRequest(f"{path} has no rows.", argument="file", value=str(path))
+    # a row's input files are where the file says, beside it, from wherever the batch runs
+    for _, fields in rows:
+        for name in INPUT_FILES:
+            value = fields.get(name)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                fields[name] = str(path.parent / value)
     return rows
 
 
@@ -153,7 +159,14 @@ def _jsonl(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
 
 
 def _csv(path: Path, text: str) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        return _csv_rows(path, reader)
+    except csv.Error as e:  # a NUL byte, a quote left open
+        raise InvalidRequest(f"{path} line {reader.line_num}: not CSV ({e}).") from None
+
+
+def _csv_rows(path: Path, reader: Any) -> list[tuple[int, dict[str, Any]]]:
     header = next(reader, None)
     if not header:
         return []
