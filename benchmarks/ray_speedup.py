@@ -1,11 +1,12 @@
 """A batch on Ray: 2 actors against 1 (and the local backend), on this machine.
 
-The batch: 8 prompts of the shapes model at its defaults. Each run is a fresh
+The batch: 8 prompts of the shapes model at its defaults, at `--seeds` seeds each. Each run
+is a fresh
 `promptreel batch` process with a fresh data folder (nothing skipped), Ray's start-up and the
 actors' first pipeline load included, as a user runs it. Runs alternate; medians. Prints a
 Markdown table for docs/benchmarks.md.
 
-    python benchmarks/ray_speedup.py [--runs 2]
+    python benchmarks/ray_speedup.py [--runs 2] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -44,27 +45,26 @@ SETUPS = {
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     times: dict[str, list[float]] = {name: [] for name in SETUPS}
     with tempfile.TemporaryDirectory() as scratch:
         rows = Path(scratch) / "prompts.txt"
         rows.write_text("\n".join(PROMPTS) + "\n")
         for run in range(args.runs):
-            for name, options in SETUPS.items():
-                folder = Path(scratch) / f"{run}-{len(times[name])}-{options[1]}-{options[-1]}"
+            for index, (name, options) in enumerate(SETUPS.items()):
+                folder = Path(scratch) / f"run{run}-setup{index}"  # nothing to skip
                 env = {**os.environ, "PROMPTREEL_HOME": str(folder / "home")}
                 started = time.perf_counter()
-                subprocess.run(
-                    [sys.executable, "-m", "promptreel", "batch", str(rows), "--quiet",
-                     "--output-dir", str(folder / "videos"), *options],
-                    env=env, check=True,
-                )  # fmt: skip
+                command = [sys.executable, "-m", "promptreel", "batch", str(rows), "--quiet"]
+                command += ["--output-dir", str(folder / "videos"), "--seeds", f"1-{args.seeds}"]
+                subprocess.run([*command, *options], env=env, check=True)
                 times[name].append(time.perf_counter() - started)
                 print(f"{name}: {times[name][-1]:.1f} s", file=sys.stderr, flush=True)
     one = statistics.median(times["ray, 1 actor (1 CPU)"])
     print(
-        f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores; 8 shapes videos at "
-        f"their defaults, medians of {args.runs}\n"
+        f"{date.today()}, {platform.machine()}, {os.cpu_count()} cores; {8 * args.seeds} shapes "
+        f"videos at their defaults, medians of {args.runs}\n"
     )
     print("| backend | batch wall (s) | against 1 actor |")
     print("|---|---|---|")
