@@ -92,6 +92,8 @@ def test_a_rerun_skips_what_succeeded_and_retries_what_failed(cli, workdir) -> N
         ("rows.csv", "prompt,model\na,shapes\nb,no-such-model\n", 3, "no-such-model"),
         ("rows.txt", "a red circle\n" + "x" * 5000 + "\n", 2, "prompt"),
         ("rows.csv", "prompt\na\nb\x00c\n", 3, "U+0000"),
+        ("rows.csv", "prompt,seed,prompt\na,1,b\n", 1, "'prompt' is given twice"),
+        ("rows.csv", "Prompt\na\n", 1, "'Prompt' is not a request field"),
         ("rows.csv", 'prompt\na\n"b\n', 3, "not CSV"),
     ],
 )
@@ -104,6 +106,13 @@ def test_a_bad_row_is_refused_by_its_line_and_nothing_runs(
     assert f"{name} line {line}:" in result.err and error in result.err, result.err
     assert result.err.count("\n") == 1
     assert not (workdir / Path(name).stem).exists() and _batch_rows() == []
+
+
+def test_a_grid_over_a_switch(cli, workdir) -> None:
+    result = cli("batch", "--prompt", "a red circle", "--grid", "vae_tiling=false,true", *FAST)
+    assert result.code == 0, result.err
+    jobs = json.loads((workdir / "batch" / "batch.json").read_text())["jobs"]
+    assert [j["varied"] for j in jobs] == [{"vae_tiling": False}, {"vae_tiling": True}]
 
 
 def test_a_seed_sweep_and_a_grid(cli, workdir) -> None:
@@ -138,6 +147,8 @@ def test_a_seed_sweep_and_a_grid(cli, workdir) -> None:
         (["--grid", "seed=1,2"], "--seeds sweeps the seed"),
         (["--grid", "num_frames=8,many"], "num_frames"),
         (["--format", "avi"], "--format must be one of"),
+        (["--seeds", "1-2", "--seed", "5"], "--seed and --seeds are both given"),
+        (["--grid", "fps=8,12", "--fps", "8"], "--fps and --grid fps are both given"),
     ],
 )
 def test_bad_sweeps_are_refused_in_one_line(cli, workdir, args, error) -> None:

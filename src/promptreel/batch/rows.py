@@ -171,6 +171,12 @@ def _csv_rows(path: Path, reader: Any) -> list[tuple[int, dict[str, Any]]]:
     if not header:
         return []
     names = [name.strip() for name in header]
+    _known(path, reader.line_num, dict.fromkeys(names))  # the header's own line
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise InvalidRequest(
+            f"{path} line {reader.line_num}: the column {twice[0]!r} is given twice; give it once."
+        )
     rows = []
     for cells in reader:
         number = reader.line_num
@@ -234,6 +240,12 @@ def expand(
     `seeds`, at each combination of the grid's values."""
     if suffix not in SUFFIXES:
         raise InvalidRequest(f"--format must be one of {', '.join(s[1:] for s in SUFFIXES)}.")
+    for name in (*grid, *(["seed"] if seeds else [])):
+        if defaults.get(name) is not None:
+            sweep = "--seeds" if name == "seed" else f"--grid {name}"
+            raise InvalidRequest(
+                f"--{name.replace('_', '-')} and {sweep} are both given; give one.", argument=name
+            )
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     jobs: list[BatchJob] = []
     for row_number, (line, fields) in enumerate(rows, 1):

@@ -110,7 +110,13 @@ def batch(**options: Any) -> None:
     from ..jobs.store import JobStore
 
     own = {name: options.pop(name) for name in OWN_OPTIONS}
-    defaults = {name: value for name, value in options.items() if value is not None}
+    # what the user set: a switch left off is no default (a --grid may sweep it)
+    fields = GenerationRequest.model_fields
+    defaults = {
+        name: value
+        for name, value in options.items()
+        if value is not None and value != fields[name].default
+    }
     defaults.pop("params", None)
     if options.get("params"):
         defaults["params"] = parse_params(options["params"])
