@@ -138,3 +138,28 @@ def test_backend_options_are_checked_before_anything_runs(cli, workdir, args, er
     result = cli("batch", "--prompt", "a red circle", *args, *FAST)
     assert result.code == 1 and error in result.err and result.err.count("\n") == 1, result.err
     assert list(workdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("resources", "workers", "cpus", "count"),
+    [
+        ({"CPU": 2.0}, None, 1, 2),
+        ({"CPU": 8.0}, None, 3, 2),
+        ({"CPU": 8.0, "GPU": 2.0}, None, 1, 2),  # one a GPU
+        ({"CPU": 8.0, "GPU": 2.0}, 5, 1, 2),  # no more than the GPUs: the rest would wait
+        ({"CPU": 2.0}, 1, 1, 1),
+        ({"CPU": 2.0}, 4, 1, 2),
+    ],
+)
+def test_no_more_actors_than_the_cluster_holds(resources, workers, cpus, count) -> None:
+    from promptreel.batch.ray_backend import _actors
+
+    assert _actors(resources, workers, cpus) == count
+
+
+def test_more_cpus_an_actor_than_the_cluster_has_is_refused() -> None:
+    from promptreel.batch.ray_backend import _actors
+    from promptreel.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match="too few for --cpus-per-worker 4"):
+        _actors({"CPU": 2.0}, None, 4)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import errors
-from ..errors import PromptreelError
+from ..errors import InvalidRequest, PromptreelError
 from ..generation import Progress
 from ..jobs.store import MAX_ATTEMPTS
 from ..video import Video
@@ -91,10 +91,8 @@ class RayBackend:
         events = Queue()
         workers: list[_Worker] = []
         try:
+            count = _actors(ray.cluster_resources(), self.workers, self.cpus_per_worker)
             gpus = int(ray.cluster_resources().get("GPU", 0))
-            count = self.workers or (gpus or int(ray.cluster_resources().get("CPU", 1)))
-            if not gpus and not self.workers:
-                count //= self.cpus_per_worker
             maker = ray.remote(
                 num_gpus=1 if gpus else 0, num_cpus=self.cpus_per_worker, max_restarts=0
             )(VideoMaker)
@@ -152,6 +150,20 @@ class RayBackend:
                 ray.kill(worker.actor)  # a dead one too: nothing to do
             if ours:
                 ray.shutdown()
+
+
+def _actors(resources: dict[str, float], workers: int | None, cpus_per_worker: int) -> int:
+    """How many actors the cluster can hold at once: one a GPU, else one per `cpus_per_worker`
+    CPUs; `workers` asks for fewer. More would wait for resources that never come."""
+    gpus = int(resources.get("GPU", 0))
+    fit = gpus or int(resources.get("CPU", 0)) // cpus_per_worker
+    if fit < 1:
+        raise InvalidRequest(
+            f"the Ray cluster has {int(resources.get('CPU', 0))} CPUs and no GPU: too few for "
+            f"--cpus-per-worker {cpus_per_worker}; give fewer.",
+            argument="cpus_per_worker",
+        )
+    return min(workers or fit, fit)
 
 
 def _died(ray: Any) -> tuple[type[BaseException], ...]:
