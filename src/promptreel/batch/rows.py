@@ -186,7 +186,7 @@ def _csv_rows(path: Path, reader: Any) -> list[tuple[int, dict[str, Any]]]:
             raise InvalidRequest(
                 f"{path} line {number}: {len(cells)} cells under {len(names)} column names."
             )
-        fields = _known(path, number, {n: c for n, c in zip(names, cells, strict=False)})
+        fields = dict(zip(names, cells, strict=False))  # names checked with the header
         try:
             rows.append(
                 (number, {n: _typed(n, c, "") for n, c in fields.items() if c.strip() != ""})

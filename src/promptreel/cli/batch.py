@@ -18,7 +18,7 @@ import typer
 from ..errors import InvalidRequest
 from ..request import GenerationRequest
 from .generate import field_option, parse_params, with_options
-from .show import printable, table_lines
+from .show import printable, progress_bars, table_lines
 
 OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
     "file": (
@@ -158,8 +158,16 @@ def batch(**options: Any) -> None:
     sheet = contact_sheet(output_dir, outcomes)
     if own["json_output"]:
         print((output_dir / "batch.json").read_text(), end="")
-    if own["quiet"]:
-        return
+    if not own["quiet"]:
+        _summary(outcomes, output_dir, sheet, time.monotonic() - started, own["json_output"])
+    if any(o.status == "failed" for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _summary(
+    outcomes: list[Any], output_dir: Path, sheet: Path | None, seconds: float, json_output: bool
+) -> None:
+    """The table of every video and a line of counts (on stderr beside --json)."""
     rows_shown = [
         [
             str(o.job.number),
@@ -170,18 +178,16 @@ def batch(**options: Any) -> None:
         ]
         for o in outcomes
     ]
-    out = sys.stderr if own["json_output"] else sys.stdout
+    out = sys.stderr if json_output else sys.stdout
     for line in table_lines(["#", "file", "status", "time", "reason"], rows_shown):
         print(line, file=out)
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
     print(
         f"{counts['done']} done, {counts['skipped']} skipped (done before), {counts['failed']} "
-        f"failed in {time.monotonic() - started:.1f} s; in {printable(str(output_dir))}"
+        f"failed in {seconds:.1f} s; in {printable(str(output_dir))}"
         + (f", contact sheet {sheet.name}" if sheet is not None else ""),
         file=out,
     )
-    if counts["failed"]:
-        raise typer.Exit(1)
 
 
 def _backend(own: dict[str, Any]) -> Any:
@@ -234,27 +240,7 @@ class BatchDisplay:
     """Two bars on stderr: the batch (videos finished of all, ETA) and the video running."""
 
     def __init__(self, total: int, *, enabled: bool) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not enabled,
-            transient=True,
-        )
+        self.bar = progress_bars(enabled=enabled, label_width=10)
         self.whole = self.bar.add_task("batch", total=total)
         self.current = self.bar.add_task("load", total=None)
 

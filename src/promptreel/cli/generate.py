@@ -21,7 +21,7 @@ import typer
 
 from ..errors import InvalidRequest, OutputError
 from ..request import INPUT_FILES, GenerationRequest, Settings, input_at, make_request
-from .show import printable
+from .show import printable, progress_bars
 
 # The command's own options: where the video goes and what is printed, not what it is.
 OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -249,27 +249,7 @@ class ProgressDisplay:
         self.enabled = enabled
 
     def __enter__(self):
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("{task.description:<8}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("eta"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            disable=not self.enabled,
-            transient=True,
-        )
+        self.bar = progress_bars(enabled=self.enabled, label_width=8)
         self.task = self.bar.add_task("load", total=None)
         return self.update
 
