@@ -54,7 +54,7 @@ def test_a_file_of_prompts_makes_one_playing_video_each(cli, workdir) -> None:
     assert np.array_equal(_frames(workdir / "one.mp4"), _frames(out / names[1]))
 
 
-def test_a_rerun_skips_what_succeeded_and_retries_what_failed(cli, workdir) -> None:
+def test_a_rerun_skips_what_succeeded_and_retries_what_failed(cli, workdir, monkeypatch) -> None:
     (workdir / "p.txt").write_text("a red circle moving right\na blue square moving up\n")
     out = workdir / "p"
     # the second video cannot be written: a folder is in its way
@@ -74,6 +74,13 @@ def test_a_rerun_skips_what_succeeded_and_retries_what_failed(cli, workdir) -> N
     assert [j["status"] for j in summary["jobs"]] == ["skipped", "done"]
     assert (out / "001-a-red-circle-moving-right-s0.mp4").stat().st_mtime_ns == made
     assert len(_batch_rows()) == 3  # one row a run of a video: done, failed, done again
+
+    # the same batch from another folder, the output folder named another way: all done
+    monkeypatch.chdir(out)
+    fourth = cli("batch", "../p.txt", "--output-dir", str(out), *FAST)
+    statuses = [j["status"] for j in json.loads((out / "batch.json").read_text())["jobs"]]
+    assert fourth.code == 0 and statuses == ["skipped", "skipped"]
+    monkeypatch.chdir(workdir)
 
     # a file deleted by hand is made again, though its row says it succeeded
     (out / "001-a-red-circle-moving-right-s0.mp4").unlink()

@@ -76,6 +76,7 @@ def run_batch(
     """Run what is not done yet; the outcomes in the jobs' order. `settled`: each job's
     request with every value settled (by number), as the store keeps it."""
     outcomes: dict[int, Outcome] = {}
+    output_dir = output_dir.absolute()  # one key for the same files, from any folder
     keys = {job.number: batch_key(settled[job.number], output_dir / job.filename) for job in jobs}
     todo = []
     for job in jobs:
@@ -138,8 +139,8 @@ def _keep(
         store.finish(row, "failed", reason=reason)
         return Outcome(job, "failed", path, reason=reason, row_id=row)
     # a file in the way is replaced only if a run of this same video set out to write it
-    ours = store.batch_wrote(key, path.absolute())
-    store.add_output(row, path.absolute())  # before writing: a crash leaves it known
+    ours = store.batch_wrote(key, path)
+    store.add_output(row, path)  # before writing: a crash leaves it known
     try:
         if path.is_dir():  # `save` would fill it with PNG frames
             raise OutputError(f"{path} is a folder; move it out of the way")
