@@ -152,14 +152,14 @@ def test_backend_options_are_checked_before_anything_runs(cli, workdir, args, er
     ],
 )
 def test_no_more_actors_than_the_cluster_holds(resources, workers, cpus, count) -> None:
-    from promptreel.batch.ray_backend import _actors
+    from promptreel.cluster import actor_count
 
-    assert _actors(resources, workers, cpus) == count
+    assert actor_count(resources, workers, cpus) == count
 
 
 def test_more_cpus_an_actor_than_the_cluster_has_is_refused() -> None:
-    from promptreel.batch.ray_backend import _actors
+    from promptreel.cluster import actor_count
     from promptreel.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest, match="too few for --cpus-per-worker 4"):
-        _actors({"CPU": 2.0}, None, 4)
+        actor_count({"CPU": 2.0}, None, 4)

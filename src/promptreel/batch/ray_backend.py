@@ -11,42 +11,16 @@ instance is started for the batch and stopped after it.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import errors
-from ..errors import InvalidRequest, PromptreelError
+from ..cluster import actor_count, connected, died, result, video_maker
+from ..errors import PromptreelError
 from ..generation import Progress
 from ..jobs.store import MAX_ATTEMPTS
 from ..video import Video
 from .rows import BatchJob
-
-
-class VideoMaker:
-    """The actor: makes videos from settled requests, its pipeline kept between them."""
-
-    def __init__(self, threads: int) -> None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-    def make(self, request: dict[str, Any], number: int, events: Any) -> tuple[Any, ...]:
-        from ..generation import prepare, run
-        from ..request import make_request
-
-        def report(progress: Progress) -> None:
-            events.put_nowait((number, progress.stage, progress.step, progress.total))
-
-        try:
-            video = run(prepare(make_request(**request)), progress=report)
-        except PromptreelError as e:  # the job's own failure: not run again
-            return ("error", type(e).__name__, str(e))
-        return ("video", video.frames, video.fps, video.record)
-
-    def ping(self) -> bool:
-        return True
 
 
 @dataclass
@@ -74,28 +48,25 @@ class RayBackend:
         started: Callable[[BatchJob], None],
         progress: Callable[[BatchJob, Any], None],
     ) -> Iterator[tuple[BatchJob, Video | PromptreelError]]:
-        import ray
-        from ray.util.queue import Queue
-
         if not jobs:
             return
-        ours = not ray.is_initialized()
-        if ours:
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.ERROR,
-                configure_logging=False,
-            )
+        with connected(self.address) as ray:
+            yield from self._run(ray, jobs, started, progress)
+
+    def _run(
+        self,
+        ray: Any,
+        jobs: list[BatchJob],
+        started: Callable[[BatchJob], None],
+        progress: Callable[[BatchJob, Any], None],
+    ) -> Iterator[tuple[BatchJob, Video | PromptreelError]]:
+        from ray.util.queue import Queue
+
         events = Queue()
         workers: list[_Worker] = []
         try:
-            count = _actors(ray.cluster_resources(), self.workers, self.cpus_per_worker)
-            gpus = int(ray.cluster_resources().get("GPU", 0))
-            maker = ray.remote(
-                num_gpus=1 if gpus else 0, num_cpus=self.cpus_per_worker, max_restarts=0
-            )(VideoMaker)
+            count = actor_count(ray.cluster_resources(), self.workers, self.cpus_per_worker)
+            maker = video_maker(ray, self.cpus_per_worker)
 
             def new_worker() -> _Worker:
                 return _Worker(maker.remote(self.cpus_per_worker))
@@ -125,8 +96,8 @@ class RayBackend:
                     job, worker.job, worker.ref = worker.job, None, None
                     assert job is not None
                     try:
-                        result = ray.get(ref)
-                    except _died(ray):
+                        yield job, result(ray, ref)
+                    except died(ray):
                         # the actor died under the job: another one, and the job again
                         workers[workers.index(worker)] = new_worker()
                         if attempts[job.number] < MAX_ATTEMPTS:
@@ -140,41 +111,9 @@ class RayBackend:
                                 "size."
                             ),
                         )
-                        continue
-                    except ray.exceptions.RayTaskError as e:
-                        yield job, PromptreelError(f"{type(e.cause).__name__}: {e.cause}")
-                        continue
-                    yield job, _result(result)
         finally:
             for worker in workers:
                 ray.kill(worker.actor)  # a dead one too: nothing to do
-            if ours:
-                ray.shutdown()
-
-
-def _actors(resources: dict[str, float], workers: int | None, cpus_per_worker: int) -> int:
-    """How many actors the cluster can hold at once: one a GPU, else one per `cpus_per_worker`
-    CPUs; `workers` asks for fewer. More would wait for resources that never come."""
-    gpus = int(resources.get("GPU", 0))
-    fit = gpus or int(resources.get("CPU", 0)) // cpus_per_worker
-    if fit < 1:
-        raise InvalidRequest(
-            f"the Ray cluster has {int(resources.get('CPU', 0))} CPUs and no GPU: too few for "
-            f"--cpus-per-worker {cpus_per_worker}; give fewer.",
-            argument="cpus_per_worker",
-        )
-    return min(workers or fit, fit)
-
-
-def _died(ray: Any) -> tuple[type[BaseException], ...]:
-    """What Ray raises for a job whose actor died under it."""
-    found = ray.exceptions
-    return (
-        found.RayActorError,
-        found.WorkerCrashedError,
-        found.NodeDiedError,
-        found.OutOfMemoryError,
-    )
 
 
 def _next_for(model: str | None, queue: list[BatchJob]) -> BatchJob:
@@ -183,12 +122,3 @@ def _next_for(model: str | None, queue: list[BatchJob]) -> BatchJob:
         if job.request.model == model:
             return queue.pop(index)
     return queue.pop(0)
-
-
-def _result(result: tuple[Any, ...]) -> Video | PromptreelError:
-    if result[0] == "error":
-        _, kind, message = result
-        error_class = getattr(errors, kind, PromptreelError)
-        return error_class(message)
-    _, frames, fps, record = result
-    return Video(frames=frames, fps=fps, record=record)

@@ -24,6 +24,7 @@ import traceback
 from ..errors import Cancelled, PromptreelError
 from ..generation import Progress, prepare, run
 from ..request import make_request
+from ..video import Video
 from .files import control_output_path, output_path
 from .store import Job, JobStore
 
@@ -106,17 +107,7 @@ class Worker:
             request = make_request(**job.request)
             video = run(prepare(request, folders=False), progress=reporter)
             reporter(Progress("write"))
-            file_format = job.output_format or "mp4"
-            path = output_path(job.id, file_format)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path = video.save(path, overwrite=True)
-            self.store.add_output(job.id, path)
-            if video.control is not None:  # second, after the video (`outputs[1]`)
-                control = video.control.save(
-                    control_output_path(job.id, file_format), overwrite=True
-                )
-                self.store.add_output(job.id, control)
-            self.store.finish(job.id, "succeeded", record=video.record)
+            keep(self.store, job, video)
         except _Stopping:
             self.store.requeue(job.id)
         except Cancelled as exc:
@@ -130,6 +121,19 @@ class Worker:
         finally:
             self._job = None
             self.loaded_model = job.model
+
+
+def keep(store: JobStore, job: Job, video: Video) -> None:
+    """Write a job's video (and its control images, second) under the service's own names,
+    each added to the row before the row says `succeeded`."""
+    file_format = job.output_format or "mp4"
+    path = output_path(job.id, file_format)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    store.add_output(job.id, video.save(path, overwrite=True))
+    if video.control is not None:  # second, after the video (`outputs[1]`)
+        control = video.control.save(control_output_path(job.id, file_format), overwrite=True)
+        store.add_output(job.id, control)
+    store.finish(job.id, "succeeded", record=video.record)
 
 
 class _Reporter:

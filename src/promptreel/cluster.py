@@ -1,0 +1,120 @@
+"""Ray: joining (or starting) a cluster, and the actor that makes videos on it.
+
+The batch backend (`batch.ray_backend`) and the service's Ray worker (`jobs.ray_worker`) share
+these: actors sized the same way, the same test of an actor that died under its job, the same
+results coming back to the driver, which writes and records them itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from . import errors
+from .errors import InvalidRequest, PromptreelError
+from .generation import Progress
+from .video import Video
+
+
+class VideoMaker:
+    """The actor: makes videos from requests, its pipeline kept between them. Progress goes to
+    `events` (a `ray.util.queue.Queue`) as (key, stage, step, total)."""
+
+    def __init__(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+    def make(
+        self, request: dict[str, Any], key: int, events: Any, *, folders: bool = True
+    ) -> tuple[Any, ...]:
+        from .generation import prepare, run
+        from .request import make_request
+
+        def report(progress: Progress) -> None:
+            events.put_nowait((key, progress.stage, progress.step, progress.total))
+
+        try:
+            # settled on the actor's node, in its own model folders; `folders=False` refuses a
+            # model given as a local folder, as the service does (`prepare`)
+            video = run(prepare(make_request(**request), folders=folders), progress=report)
+        except PromptreelError as e:  # the job's own failure: not run again
+            return ("error", type(e).__name__, str(e))
+        return ("video", video.frames, video.fps, video.record)
+
+    def ping(self) -> bool:
+        return True
+
+
+@contextmanager
+def connected(address: str | None) -> Iterator[Any]:
+    """The `ray` module, joined to the cluster at `address`, or to a local instance started
+    here (and stopped on the way out) when there is none."""
+    import ray
+
+    ours = not ray.is_initialized()
+    if ours:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.ERROR,
+            configure_logging=False,
+        )
+    try:
+        yield ray
+    finally:
+        if ours:
+            ray.shutdown()
+
+
+def video_maker(ray: Any, cpus_per_worker: int) -> Any:
+    """The actor class to start: on a GPU of its own when the cluster has GPUs, else on
+    `cpus_per_worker` CPUs. Never restarted by Ray: the caller replaces it and decides about
+    the job it was running."""
+    gpus = int(ray.cluster_resources().get("GPU", 0))
+    return ray.remote(num_gpus=1 if gpus else 0, num_cpus=cpus_per_worker, max_restarts=0)(
+        VideoMaker
+    )
+
+
+def actor_count(resources: dict[str, float], workers: int | None, cpus_per_worker: int) -> int:
+    """How many actors the cluster can hold at once: one a GPU, else one per `cpus_per_worker`
+    CPUs; `workers` asks for fewer. More would wait for resources that never come."""
+    gpus = int(resources.get("GPU", 0))
+    fit = gpus or int(resources.get("CPU", 0)) // cpus_per_worker
+    if fit < 1:
+        raise InvalidRequest(
+            f"the Ray cluster has {int(resources.get('CPU', 0))} CPUs and no GPU: too few for "
+            f"--cpus-per-worker {cpus_per_worker}; give fewer.",
+            argument="cpus_per_worker",
+        )
+    return min(workers or fit, fit)
+
+
+def died(ray: Any) -> tuple[type[BaseException], ...]:
+    """What Ray raises for a job whose actor died under it (killed, node lost, out of memory)."""
+    found = ray.exceptions
+    return (
+        found.RayActorError,
+        found.WorkerCrashedError,
+        found.NodeDiedError,
+        found.OutOfMemoryError,
+    )
+
+
+def result(ray: Any, ref: Any) -> Video | PromptreelError:
+    """What an actor's `make` gave: the video, or the job's own error (a task that raised
+    instead: a bug, said in one line). An actor that died raises one of `died(ray)`."""
+    try:
+        found = ray.get(ref)
+    except ray.exceptions.RayTaskError as e:
+        return PromptreelError(f"{type(e.cause).__name__}: {e.cause}")
+    if found[0] == "error":
+        _, kind, message = found
+        error_class = getattr(errors, kind, PromptreelError)
+        return error_class(message)
+    _, frames, fps, record = found
+    return Video(frames=frames, fps=fps, record=record)
