@@ -1,6 +1,6 @@
 """The layers import downward only, and no module imports itself back through another.
 
-    interfaces (cli, server, eval)  ->  api, batch  ->  jobs  ->  the engine (generation, cluster) ->
+    interfaces (cli, server, eval) -> api, batch -> jobs -> the engine (generation, cluster) ->
     request, models, video, device, schedulers, errors, home, jsontext, train, control, memory
 
 Imports inside functions count too: a lazy import is still a dependency.

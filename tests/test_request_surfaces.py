@@ -7,6 +7,7 @@ the surface and the field.
 
 from __future__ import annotations
 
+import inspect
 import typing
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 import typer.main
 
+import promptreel
 from promptreel.cli import app
 from promptreel.jobs.history import rerun_request
 from promptreel.jobs.store import Job
@@ -47,6 +49,7 @@ NOT_DEFAULT = {
     "num_inference_steps": 7,
     "guidance_scale": 3.5,
     "seed": 1234,
+    "num_videos_per_prompt": 3,
     "scheduler": "ddim",
     "image": None,  # an input file: its hash is checked on rerun (test_history covers it)
     "video": None,
@@ -114,7 +117,8 @@ def test_the_http_body_has_every_field_but_the_uploads() -> None:
 
 def test_the_typed_keywords_of_generate_are_the_fields() -> None:
     hints = typing.get_type_hints(GenerateOptions)
-    assert set(hints) == FIELDS - {"prompt", "model"}
+    assert set(hints) == FIELDS - {"prompt", "model", "num_videos_per_prompt"}
+    assert "num_videos_per_prompt" in inspect.signature(promptreel.generate).parameters
 
 
 def test_a_rerun_makes_every_recorded_field_again() -> None:

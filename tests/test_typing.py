@@ -33,6 +33,8 @@ try:
     promptreel.generate("a cat", model="modelscope")
 except promptreel.InvalidRequest as refused:
     print(refused.argument, refused.value, promptreel.__version__)
+one: promptreel.Video = good
+several: list[promptreel.Video] = promptreel.generate("a cat", num_videos_per_prompt=2, seed=1)
 """
 
 

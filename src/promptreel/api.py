@@ -3,6 +3,7 @@
     import promptreel
     video = promptreel.generate("a red panda eating bamboo", model="modelscope", seed=7)
     video.save("panda.mp4")
+    takes = promptreel.generate("a red panda", seed=7, num_videos_per_prompt=4)  # a list
     promptreel.unload()
 
 This sits above both the engine (`generation`) and the history (`jobs.history`), which know
@@ -12,7 +13,7 @@ nothing of each other.
 from __future__ import annotations
 
 import os
-from typing import Unpack
+from typing import Unpack, overload
 
 from . import control
 from .errors import InvalidRequest, OutputError
@@ -25,6 +26,7 @@ from .video import Video, check_output_path
 __all__ = ["generate", "unload"]
 
 
+@overload
 def generate(
     prompt: str | None = None,
     *,
@@ -33,16 +35,45 @@ def generate(
     history: bool = True,
     save_control: str | os.PathLike[str] | None = None,
     **options: Unpack[GenerateOptions],
-) -> Video:
+) -> Video: ...
+
+
+@overload
+def generate(
+    prompt: str | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    num_videos_per_prompt: int,
+    progress: ProgressFn | None = None,
+    history: bool = True,
+    save_control: str | os.PathLike[str] | None = None,
+    **options: Unpack[GenerateOptions],
+) -> list[Video]: ...
+
+
+def generate(
+    prompt: str | None = None,
+    *,
+    model: str = DEFAULT_MODEL,
+    num_videos_per_prompt: int | None = None,
+    progress: ProgressFn | None = None,
+    history: bool = True,
+    save_control: str | os.PathLike[str] | None = None,
+    **options: Unpack[GenerateOptions],
+) -> Video | list[Video]:
     """Make a video; a bad request raises a PromptreelError before anything loads.
 
-    With `history`, the generation is kept in the history (`promptreel history`), and the files
-    the video is saved to are added to it. With `control`, the video's `control` holds the
-    control images it was steered by; `save_control` also writes them there (checked before
-    anything loads). The loaded pipeline stays for the next call on the same model; `unload()`
-    frees it.
+    With `num_videos_per_prompt=N`, a list of N videos, on seeds seed, seed+1, ... (one
+    generation in the history). With `history`, the generation is kept in the history
+    (`promptreel history`), and the files the videos are saved to are added to it. With
+    `control`, a video's `control` holds the control images it was steered by; `save_control`
+    also writes them there (checked before anything loads). The loaded pipeline stays for the
+    next call on the same model; `unload()` frees it.
     """
-    request = make_request(prompt=prompt, model=model, **options)
+    count = (
+        {} if num_videos_per_prompt is None else {"num_videos_per_prompt": num_videos_per_prompt}
+    )
+    request = make_request(prompt=prompt, model=model, **count, **options)
 
     def check_save_control(settings: Settings) -> None:
         if save_control is None:
@@ -69,15 +100,17 @@ def generate(
     # a refused request is no generation: it leaves no row
     prepared = prepare(request, check_settings=check_save_control)
     with history_entry(prepared.settled, source="python", enabled=history) as entry:
-        video = run(prepared, progress=progress)
+        videos = run(prepared, progress=progress)
+        control = videos[0].control  # the same for every video
         if save_control is not None:
-            assert video.control is not None
-            entry.add_output(video.control.save(save_control))
-        entry.succeeded(video.record)
-    video.on_save = entry.add_output
-    if video.control is not None:
-        video.control.on_save = entry.add_output
-    return video
+            assert control is not None
+            entry.add_output(control.save(save_control))
+        entry.succeeded(videos[0].record)
+    for video in videos:
+        video.on_save = entry.add_output
+    if control is not None:
+        control.on_save = entry.add_output
+    return videos[0] if num_videos_per_prompt is None else videos
 
 
 def unload() -> None:

@@ -39,10 +39,16 @@ class VideoMaker:
         try:
             # settled on the actor's node, in its own model folders; `folders=False` refuses a
             # model given as a local folder, as the service does (`prepare`)
-            video = run(prepare(make_request(**request), folders=folders), progress=report)
+            videos = run(prepare(make_request(**request), folders=folders), progress=report)
         except PromptreelError as e:  # the job's own failure: not run again
             return ("error", type(e).__name__, str(e))
-        return ("video", video.frames, video.fps, video.record)
+        control = videos[0].control
+        return (
+            "videos",
+            [(video.frames, video.record) for video in videos],
+            videos[0].fps,
+            None if control is None else (control.frames, control.record),
+        )
 
     def ping(self) -> bool:
         return True
@@ -105,8 +111,8 @@ def died(ray: Any) -> tuple[type[BaseException], ...]:
     )
 
 
-def result(ray: Any, ref: Any) -> Video | PromptreelError:
-    """What an actor's `make` gave: the video, or the job's own error (a task that raised
+def result(ray: Any, ref: Any) -> list[Video] | PromptreelError:
+    """What an actor's `make` gave: the videos, or the job's own error (a task that raised
     instead: a bug, said in one line). An actor that died raises one of `died(ray)`."""
     try:
         found = ray.get(ref)
@@ -116,5 +122,6 @@ def result(ray: Any, ref: Any) -> Video | PromptreelError:
         _, kind, message = found
         error_class = getattr(errors, kind, PromptreelError)
         return error_class(message)
-    _, frames, fps, record = found
-    return Video(frames=frames, fps=fps, record=record)
+    _, videos, fps, control = found
+    shown = None if control is None else Video(control[0], fps, record=control[1])
+    return [Video(frames, fps, record=record, control=shown) for frames, record in videos]

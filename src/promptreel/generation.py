@@ -1,13 +1,15 @@
-"""The generation engine: one checked request in, one `Video` out.
+"""The generation engine: one checked request in, its videos out.
 
     prepared = prepare(request)   # every check that needs no weights; raises PromptreelError
-    video = run(prepared, progress=print)
+    videos = run(prepared, progress=print)   # `num_videos_per_prompt` of them, one by default
 
 `prepare` resolves the model, reads the input files and settles the request against the card,
 so a bad request is refused before anything loads (the CLI, the worker and the service's queue
 all call it first). `run` loads the pipeline (reusing the one loaded), denoises and decodes, and
-returns the frames with their record. The engine knows nothing of the history: the public
-`promptreel.generate` (api.py) records that around it.
+returns the frames with their record: video k on seed `seed + k - 1`, all in one batch where
+the pipeline makes several videos at once (`Family.batches_videos`), else one call a seed.
+The engine knows nothing of the history: the public `promptreel.generate` (api.py) records
+that around it.
 """
 
 from __future__ import annotations
@@ -292,19 +294,21 @@ def _fastest_that_fits(
     )
 
 
-def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> Video:
-    """Make the video of a prepared request: load (or reuse) the pipeline, denoise, decode."""
+def run(prepared: Prepared, *, progress: ProgressFn | None = None) -> list[Video]:
+    """Make the videos of a prepared request: load (or reuse) the pipeline, denoise, decode."""
     report = progress or (lambda _: None)
     p = prepared
     device = p.device
     clock = _StageClock(report, StagePeaks(device))
     process = psutil.Process().memory_info().rss  # before this run's weights, if it loads them
     try:
-        video = _run(p, clock)
+        videos = _run(p, clock)
     finally:
         clock.peaks.close()
-    video.record["memory"]["planned"] = _planned(p, process, video.record["pipeline_reused"])
-    return video
+    planned = _planned(p, process, videos[0].record["pipeline_reused"])
+    for video in videos:
+        video.record["memory"]["planned"] = planned
+    return videos
 
 
 def _planned(p: Prepared, process: int, reused: bool) -> dict[str, Any] | None:
@@ -380,20 +384,26 @@ def _run(p: Prepared, clock: _StageClock) -> Video:
         if control is not None:
             kwargs[renames.get("control_video", "control_video")] = _images(control)
 
-    # 3. Run: encode the prompt, denoise, decode
-    torch.manual_seed(settings.seed)
-    generator = torch.Generator("cpu").manual_seed(settings.seed)
-    if card.family.frames_as_batch:
-        _frames_as_batch(pipe, kwargs, settings, generator)
-    clock.enter("encode")
+    # 3. Run: encode the prompt, denoise, decode; the videos in one batch, or a call a seed
+    n = settings.num_videos_per_prompt
+    seeds = [settings.seed + k for k in range(n)]
+    at_once = card.family.batches_videos
+    if at_once and n > 1:
+        kwargs["num_videos_per_prompt"] = n
+    calls = [seeds] if at_once else [[seed] for seed in seeds]
+    clock.calls = len(calls)
     pipe.progress_bar = clock.progress_bar
+    frames: list[np.ndarray] = []
+    reuses: list[dict[str, Any]] = []
     try:
-        with (
-            _torch_kernels(),
-            lora_files.applied(pipe, list(p.loras)),
-            step_cache(pipe, request.cache, settings.num_inference_steps) as reuse,
-        ):
-            output = pipe(**kwargs, generator=generator, output_type="np")
+        with _torch_kernels(), lora_files.applied(pipe, list(p.loras)):
+            for call_seeds in calls:
+                clock.enter("encode")
+                # a cache keeps state from step to step: a fresh one for each call
+                with step_cache(pipe, request.cache, settings.num_inference_steps) as reuse:
+                    frames += _call(pipe, kwargs, p, call_seeds)
+                reuses.append(reuse)
+                clock.finish()
     except torch.OutOfMemoryError:
         unload()  # free what the failed job held, so the next one starts clean
         estimators.unload()
@@ -402,19 +412,47 @@ def _run(p: Prepared, clock: _StageClock) -> Video:
             f"{settings.width}x{settings.height}, {settings.num_frames} frames; try --vae-tiling, "
             "--offload model (or sequential), fewer frames or a smaller size."
         ) from None
-    clock.finish()
-    frames = _to_uint8(output.frames if hasattr(output, "frames") else output.images)
 
-    # 4. Say how it was made
+    # 4. Say how they were made: one record, each video's own seed
     record = _record(p, kwargs, pipe)
     record["timings"] = {k: round(v, 3) for k, v in clock.timings.items()}
     record["memory"] = {"measured": clock.memory}
-    record["cache"] = reuse
+    record["cache"] = _summed(reuses)
     record["pipeline_reused"] = reused
-    video = Video(frames=frames, fps=settings.fps, record=record)
+    records = [{**record, "seed": seed} for seed in seeds]
+    if n > 1:
+        how = "one batch" if at_once else "one call a seed"
+        for number, each in enumerate(records, start=1):
+            each["videos_per_prompt"] = {"n": n, "number": number, "how": how}
+    shown = None
     if control is not None:
-        video.control = Video(control, settings.fps, record={**record, "content": "control"})
-    return video
+        shown = Video(control, settings.fps, record={**records[0], "content": "control"})
+    return [
+        Video(frames=each, fps=settings.fps, record=each_record, control=shown)
+        for each, each_record in zip(frames, records, strict=True)
+    ]
+
+
+def _call(pipe: Any, kwargs: dict[str, Any], p: Prepared, seeds: list[int]) -> list[np.ndarray]:
+    """One pipeline call: a video a seed, each from its own generator (diffusers draws each
+    video's noise from its own generator of a list), so that a video of a batch starts from
+    the noise it would alone."""
+    torch.manual_seed(seeds[0])
+    generators = [torch.Generator("cpu").manual_seed(seed) for seed in seeds]
+    arguments = dict(kwargs)
+    if p.card.family.frames_as_batch:
+        _frames_as_batch(pipe, arguments, p.settings, generators[0])
+    generator = generators if len(generators) > 1 else generators[0]
+    output = pipe(**arguments, generator=generator, output_type="np")
+    return _videos(output.frames if hasattr(output, "frames") else output.images)
+
+
+def _summed(reuses: list[dict[str, Any]]) -> dict[str, Any]:
+    """The record's `cache` of several calls: their counts added up (the rest is the same)."""
+    return {
+        key: sum(r[key] for r in reuses) if type(value) is int else value
+        for key, value in reuses[0].items()
+    }
 
 
 def _resized(frames: np.ndarray, settings: Settings) -> np.ndarray:
@@ -485,6 +523,8 @@ class _StageClock:
         self.total = 0
         self.iterable: Any = None
         self.stage = "load"
+        self.calls = 1  # pipeline calls of the run: the first one's steps are counted for all
+        self.call = 0
 
     def enter(self, stage: str) -> None:
         """Start `stage`; what ran since the last lap is not counted."""
@@ -503,8 +543,9 @@ class _StageClock:
         self.memory[stage] = peaks
 
     def progress_bar(self, iterable: Any = None, total: int | None = None) -> _StageClock:
-        self.lap("encode" if "denoise" not in self.timings else "decode")
-        self.total += total if total is not None else len(iterable)
+        self.lap("encode" if self.stage == "encode" else "decode")
+        if self.call == 0:
+            self.total += (total if total is not None else len(iterable)) * self.calls
         self.iterable = iterable
         self.stage = "denoise"
         self.report(Progress("denoise", self.step, self.total))
@@ -529,7 +570,9 @@ class _StageClock:
         self.report(Progress("denoise", self.step, self.total))
 
     def finish(self) -> None:
+        """A pipeline call has returned: what ran since the denoising was its decode."""
         self.lap("decode")
+        self.call += 1
 
 
 def _larger(a: int | None, b: int | None) -> int | None:
@@ -620,15 +663,18 @@ def _call_arguments(settings: Settings, card: ModelCard, pipeline_class: str) ->
     return {**kwargs, **pipeline_params}
 
 
-def _to_uint8(frames: Any) -> np.ndarray:
-    """Frames as uint8 (frames x height x width x 3), whatever nesting the pipeline returns."""
+def _videos(frames: Any) -> list[np.ndarray]:
+    """The videos of a pipeline's output, each as uint8 (frames x height x width x 3), whatever
+    nesting the pipeline returns (an image pipeline's frames are one video)."""
     array = np.asarray(frames)
-    while array.ndim > 4:
-        assert array.shape[0] == 1, f"expected one video, got {array.shape[0]}"
+    while array.ndim > 5:
+        assert array.shape[0] == 1, f"expected one batch, got {array.shape[0]}"
         array = array[0]
+    if array.ndim == 4:
+        array = array[None]
     if array.dtype != np.uint8:
         array = (np.clip(array, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    return np.ascontiguousarray(array)
+    return [np.ascontiguousarray(video) for video in array]
 
 
 def _record(p: Prepared, kwargs: dict[str, Any], pipe: Any) -> dict[str, Any]:

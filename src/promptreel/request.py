@@ -47,6 +47,7 @@ MAX_SEED = 2**63 - 1
 MAX_STEPS = 500
 MAX_GUIDANCE = 50.0
 MAX_FPS = 120.0
+MAX_VIDEOS_PER_PROMPT = 16
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
@@ -148,6 +149,11 @@ class GenerationRequest(BaseModel):
     num_inference_steps: Whole | None = Field(None, description="Denoising steps.")
     guidance_scale: Number | None = Field(None, description="Classifier-free guidance.")
     seed: Whole | None = Field(None, description="Random seed (default: a random one).")
+    num_videos_per_prompt: Whole = Field(
+        1,
+        description="Videos to make of the request, on seeds seed, seed+1, ...: in one batch "
+        "where the pipeline makes several at once, else one after another.",
+    )
     scheduler: Scheduler | None = Field(
         None, description="The sampler (model: the one the model ships with)."
     )
@@ -241,7 +247,8 @@ class GenerationRequest(BaseModel):
 
 class GenerateOptions(TypedDict, total=False):
     """The keyword arguments of `generate`: the fields of `GenerationRequest` (diffusers' names)
-    other than the prompt and the model. For editors; the request checks the values."""
+    other than the prompt, the model and `num_videos_per_prompt` (given, `generate` returns a
+    list). For editors; the request checks the values."""
 
     negative_prompt: str | None
     num_frames: int | None
@@ -315,6 +322,7 @@ class Settings:
     guidance_scale: float
     seed: int
     scheduler: str  # a name of schedulers.SCHEDULERS, or MODEL_SCHEDULER
+    num_videos_per_prompt: int = 1
     params: dict[str, bool | int | float] = field(default_factory=dict)
     base: str | None = None  # the SD 1.5 base, for a card that takes one
 
@@ -424,8 +432,17 @@ def settle(
             argument="scheduler",
             value=request.scheduler,
         )
+    videos = request.num_videos_per_prompt
+    _check_range("num_videos_per_prompt", videos, 1, MAX_VIDEOS_PER_PROMPT)
     seed = secrets.randbelow(2**32) if request.seed is None else request.seed
     _check_range("seed", seed, 0, MAX_SEED)
+    if seed + videos - 1 > MAX_SEED:  # video k is made on seed + k - 1
+        raise InvalidRequest(
+            f"{videos} videos take the seeds from {_show(seed)} up, past the largest "
+            f"({_show(MAX_SEED)}); give --seed {_show(MAX_SEED - videos + 1)} or less.",
+            argument="seed",
+            value=seed,
+        )
     drawing = CONTROL_PARAMS.get(request.control or "", {}) if draws_control_images(request) else {}
     params = {
         **card.param_defaults,
@@ -460,6 +477,7 @@ def settle(
         guidance_scale=float(guidance),
         seed=seed,
         scheduler=request.scheduler or card.scheduler or MODEL_SCHEDULER,
+        num_videos_per_prompt=videos,
         params=params,
         base=card.base or (card.repo_id if card.takes_base else None),
     )

@@ -21,12 +21,12 @@ class LocalBackend:
         *,
         started: Callable[[BatchJob], None],
         progress: Callable[[BatchJob, Any], None],
-    ) -> Iterator[tuple[BatchJob, Video | PromptreelError]]:
+    ) -> Iterator[tuple[BatchJob, list[Video] | PromptreelError]]:
         for job in jobs:
             started(job)
             try:
-                video = run(prepare(job.request), progress=lambda p, job=job: progress(job, p))
+                videos = run(prepare(job.request), progress=lambda p, job=job: progress(job, p))
             except PromptreelError as e:
                 yield job, e
                 continue
-            yield job, video
+            yield job, videos

@@ -47,7 +47,7 @@ class RayBackend:
         *,
         started: Callable[[BatchJob], None],
         progress: Callable[[BatchJob, Any], None],
-    ) -> Iterator[tuple[BatchJob, Video | PromptreelError]]:
+    ) -> Iterator[tuple[BatchJob, list[Video] | PromptreelError]]:
         if not jobs:
             return
         with connected(self.address) as ray:
@@ -59,7 +59,7 @@ class RayBackend:
         jobs: list[BatchJob],
         started: Callable[[BatchJob], None],
         progress: Callable[[BatchJob, Any], None],
-    ) -> Iterator[tuple[BatchJob, Video | PromptreelError]]:
+    ) -> Iterator[tuple[BatchJob, list[Video] | PromptreelError]]:
         from ray.util.queue import Queue
 
         events = Queue()

@@ -35,13 +35,14 @@ FIELDS = set(GenerationRequest.model_fields)
 
 @dataclass(frozen=True)
 class BatchJob:
-    """One video of a batch: its request, where it came from, and what the sweep varied."""
+    """One request of a batch: its request, where it came from, what the sweep varied, and
+    the files of its videos (`num_videos_per_prompt` of them)."""
 
     number: int  # 1, 2, ... in the batch's order
     line: int  # the file's line it came from (0: no file)
     request: GenerationRequest
     varied: dict[str, Any]  # the swept settings (seed, grid values): the contact sheet's labels
-    filename: str
+    filenames: tuple[str, ...]
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -248,6 +249,7 @@ def expand(
             )
     combos = [dict(zip(grid, values, strict=True)) for values in itertools.product(*grid.values())]
     jobs: list[BatchJob] = []
+    videos = 0
     for row_number, (line, fields) in enumerate(rows, 1):
         place = f"{where} line {line}" if line else where
         for name in (*grid, *(["seed"] if seeds else [])):
@@ -267,18 +269,22 @@ def expand(
                     request = make_request(**merged)
                 except PromptreelError as e:
                     raise _at(place, e) from None
-                if len(jobs) >= MAX_JOBS:
+                videos += request.num_videos_per_prompt
+                if videos > MAX_JOBS:
                     raise InvalidRequest(f"the batch makes more than {MAX_JOBS} videos; split it.")
-                number = len(jobs) + 1
-                jobs.append(
-                    BatchJob(
-                        number,
-                        line,
-                        request,
-                        varied,
-                        batch_filename(row_number, request.prompt, request.seed, combo, suffix),
+                n = request.num_videos_per_prompt
+                names = tuple(
+                    batch_filename(
+                        row_number,
+                        request.prompt,
+                        request.seed,
+                        combo,
+                        suffix,
+                        video=k if n > 1 else None,
                     )
+                    for k in range(1, n + 1)
                 )
+                jobs.append(BatchJob(len(jobs) + 1, line, request, varied, names))
     return jobs
 
 

@@ -1,11 +1,12 @@
 """Running a batch: each job through a backend, each video written and recorded by this process.
 
-The store is the batch's memory. Every job has a key: its settled request and the file it
-writes. A job whose key has a succeeded row, and whose file is still there, is skipped; any
-other runs (again). A job's row is `running` while it runs and ends `succeeded`, `failed` (with
-the one-line reason; the batch goes on) or `cancelled` (Ctrl-C: the batch stops, and what
-finished stays). The frames come back from the backend and are written here, aside and
-renamed, so a file in the output folder is always a whole video with its record.
+The store is the batch's memory. Every job has a key: its settled request and the files it
+writes (a file a video). A job whose key has a succeeded row, and whose files are still there,
+is skipped; any other runs (again). A job's row is `running` while it runs and ends
+`succeeded`, `failed` (with the one-line reason; the batch goes on) or `cancelled` (Ctrl-C:
+the batch stops, and what finished stays). The frames come back from the backend and are
+written here, aside and renamed, so a file in the output folder is always a whole video with
+its record.
 """
 
 from __future__ import annotations
@@ -37,14 +38,14 @@ class Outcome:
 
     job: BatchJob
     status: str  # done | failed | skipped | cancelled
-    path: Path
+    paths: list[Path]  # its videos' files
     seconds: float = 0.0
     reason: str | None = None
     row_id: int | None = None  # its row in the store
 
 
 class Backend(Protocol):
-    """Where videos are made: `run` yields each job with its video, or the error that stopped
+    """Where videos are made: `run` yields each job with its videos, or the error that stopped
     it, as they finish; `started(job)` is called as each begins."""
 
     name: str
@@ -55,11 +56,11 @@ class Backend(Protocol):
         *,
         started: Callable[[BatchJob], None],
         progress: Callable[[BatchJob, Any], None],
-    ) -> Iterator[tuple[BatchJob, Video | PromptreelError]]: ...
+    ) -> Iterator[tuple[BatchJob, list[Video] | PromptreelError]]: ...
 
 
-def batch_key(request: GenerationRequest, path: Path) -> str:
-    text = json.dumps([request.model_dump(mode="json"), os.fspath(path)], sort_keys=True)
+def batch_key(request: GenerationRequest, paths: list[Path]) -> str:
+    text = json.dumps([request.model_dump(mode="json"), *map(os.fspath, paths)], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -77,13 +78,13 @@ def run_batch(
     request with every value settled (by number), as the store keeps it."""
     outcomes: dict[int, Outcome] = {}
     output_dir = output_dir.absolute()  # one key for the same files, from any folder
-    keys = {job.number: batch_key(settled[job.number], output_dir / job.filename) for job in jobs}
+    paths = {job.number: [output_dir / name for name in job.filenames] for job in jobs}
+    keys = {job.number: batch_key(settled[job.number], paths[job.number]) for job in jobs}
     todo = []
     for job in jobs:
-        path = output_dir / job.filename
         done = store.batch_done(keys[job.number])
-        if done is not None and path.exists():
-            outcomes[job.number] = Outcome(job, "skipped", path, row_id=done.id)
+        if done is not None and all(path.exists() for path in paths[job.number]):
+            outcomes[job.number] = Outcome(job, "skipped", paths[job.number], row_id=done.id)
             on_outcome(outcomes[job.number])
         else:
             todo.append(job)
@@ -105,7 +106,9 @@ def run_batch(
         with closing(backend.run(todo, started=started, progress=progress)) as results:
             for job, result in results:
                 seconds = time.monotonic() - began[job.number]
-                outcome = _keep(job, result, output_dir, store, rows[job.number], keys[job.number])
+                outcome = _keep(
+                    job, result, paths[job.number], store, rows[job.number], keys[job.number]
+                )
                 outcome.seconds = seconds
                 outcomes[job.number] = outcome
                 on_outcome(outcome)
@@ -114,42 +117,44 @@ def run_batch(
         for job in todo:
             if job.number in rows and job.number not in outcomes:
                 store.finish(rows[job.number], status, reason=reason)
-                path, row = output_dir / job.filename, rows[job.number]
-                outcomes[job.number] = Outcome(job, "cancelled", path, 0.0, reason, row)
+                row = rows[job.number]
+                outcomes[job.number] = Outcome(
+                    job, "cancelled", paths[job.number], 0.0, reason, row
+                )
         raise
     finally:
         for job in jobs:
-            outcomes.setdefault(job.number, Outcome(job, "cancelled", output_dir / job.filename))
+            outcomes.setdefault(job.number, Outcome(job, "cancelled", paths[job.number]))
         write_summary(output_dir, [outcomes[job.number] for job in jobs], backend.name)
     return [outcomes[job.number] for job in jobs]
 
 
 def _keep(
     job: BatchJob,
-    result: Video | PromptreelError,
-    output_dir: Path,
+    result: list[Video] | PromptreelError,
+    paths: list[Path],
     store: JobStore,
     row: int,
     key: str,
 ) -> Outcome:
-    """Write a job's video and record how it ended, in the store and as its outcome."""
-    path = output_dir / job.filename
+    """Write a job's videos and record how it ended, in the store and as its outcome."""
     if isinstance(result, PromptreelError):
         reason = " ".join(str(result).split())
         store.finish(row, "failed", reason=reason)
-        return Outcome(job, "failed", path, reason=reason, row_id=row)
-    # a file in the way is replaced only if a run of this same video set out to write it
-    ours = store.batch_wrote(key, path)
-    store.add_output(row, path)  # before writing: a crash leaves it known
+        return Outcome(job, "failed", paths, reason=reason, row_id=row)
     try:
-        if path.is_dir():  # `save` would fill it with PNG frames
-            raise OutputError(f"{path} is a folder; move it out of the way")
-        saved = result.save(path, overwrite=ours)
+        for video, path in zip(result, paths, strict=True):
+            # a file in the way is replaced only if a run of this same job set out to write it
+            ours = store.batch_wrote(key, path)
+            store.add_output(row, path)  # before writing: a crash leaves it known
+            if path.is_dir():  # `save` would fill it with PNG frames
+                raise OutputError(f"{path} is a folder; move it out of the way")
+            video.save(path, overwrite=ours)
     except PromptreelError as e:
         store.finish(row, "failed", reason=str(e))
-        return Outcome(job, "failed", path, reason=str(e), row_id=row)
-    store.finish(row, "succeeded", record=result.record)
-    return Outcome(job, "done", saved, row_id=row)
+        return Outcome(job, "failed", paths, reason=str(e), row_id=row)
+    store.finish(row, "succeeded", record=result[0].record)
+    return Outcome(job, "done", paths, row_id=row)
 
 
 def write_summary(output_dir: Path, outcomes: list[Outcome], backend: str) -> Path:
@@ -167,7 +172,7 @@ def write_summary(output_dir: Path, outcomes: list[Outcome], backend: str) -> Pa
                 "prompt": o.job.request.prompt,
                 "seed": o.job.request.seed,
                 "varied": o.job.varied,
-                "file": o.path.name,
+                "files": [path.name for path in o.paths],
                 "status": o.status,
                 "reason": o.reason,
                 "seconds": round(o.seconds, 3),

@@ -1,5 +1,6 @@
 """The contact sheet of a batch: one row per video, frames across, each row labelled with its
-number and the settings the batch varied (or its prompt, when only prompts differ)."""
+number and the settings the batch varied (or its prompt, when only prompts differ), and which
+of a request's several videos it is."""
 
 from __future__ import annotations
 
@@ -28,10 +29,12 @@ def contact_sheet(output_dir: Path, outcomes: list[Outcome]) -> Path | None:
     for outcome in outcomes:
         label = _label(outcome)
         if outcome.status in ("done", "skipped"):
-            frames, _ = read_frames(outcome.path, argument="video")
-            picked = np.linspace(0, len(frames) - 1, min(FRAMES_ACROSS, len(frames)))
-            thumbs = [_thumb(frames[round(float(i))]) for i in picked]
-            rows.append((label, thumbs))
+            several = len(outcome.paths) > 1
+            for number, path in enumerate(outcome.paths, start=1):
+                frames, _ = read_frames(path, argument="video")
+                picked = np.linspace(0, len(frames) - 1, min(FRAMES_ACROSS, len(frames)))
+                thumbs = [_thumb(frames[round(float(i))]) for i in picked]
+                rows.append((f"{label}\nvideo {number}" if several else label, thumbs))
         else:
             rows.append((f"{label}\n{outcome.status}: {outcome.reason or ''}"[:200], []))
     width = LABEL_WIDTH + max(sum(t.width + GAP for t in thumbs) for _, thumbs in rows)

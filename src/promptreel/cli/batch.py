@@ -171,7 +171,7 @@ def _summary(
     rows_shown = [
         [
             str(o.job.number),
-            printable(o.path.name),
+            printable(o.paths[0].name + (f" (+{len(o.paths) - 1})" if len(o.paths) > 1 else "")),
             o.status,
             f"{o.seconds:.1f} s" if o.seconds else "-",
             printable(o.reason or ""),

@@ -157,7 +157,8 @@ def make_video(
     from ..video import check_output_path
 
     def check_output(settings: Settings) -> None:
-        for option, path in (("--output", output), ("--save-control", save_control)):
+        outputs = [] if output is None else numbered(output, settings.num_videos_per_prompt)
+        for option, path in [*(("--output", o) for o in outputs), ("--save-control", save_control)]:
             if path is None:
                 continue
             check_output_path(path, overwrite=overwrite, fps=settings.fps, option=option)
@@ -172,7 +173,7 @@ def make_video(
                     "--control KIND, or remove --save-control.",
                     argument="control",
                 )
-            if output is not None and os.path.abspath(output) == os.path.abspath(save_control):
+            if os.path.abspath(save_control) in map(os.path.abspath, outputs):
                 raise OutputError("--output and --save-control name the same file; give two")
         if output is None and not os.access(".", os.W_OK | os.X_OK):
             raise OutputError(
@@ -190,26 +191,38 @@ def make_video(
         ProgressDisplay(enabled=not quiet and sys.stderr.isatty()) as show,
         history_entry(prepared.settled, source="cli", enabled=not no_history) as entry,
     ):
-        result = run(prepared, progress=show)
+        videos = run(prepared, progress=show)
         show(Progress("write"))
-        path = output if output is not None else _fresh_name(result.record, suffix)
-        saved = result.save(path, overwrite=overwrite)
-        entry.add_output(saved)
+        paths = (
+            numbered(output, len(videos))
+            if output is not None
+            else [_fresh_name(video.record, suffix) for video in videos]
+        )
+        saved = []
+        for video, path in zip(videos, paths, strict=True):
+            saved.append(video.save(path, overwrite=overwrite))
+            entry.add_output(saved[-1])
         if save_control is not None:
-            assert result.control is not None
-            control_saved = result.control.save(save_control, overwrite=overwrite)
-            entry.add_output(control_saved)
-        entry.succeeded(result.record)
+            control = videos[0].control
+            assert control is not None
+            saved.append(control.save(save_control, overwrite=overwrite))
+            entry.add_output(saved[-1])
+        entry.succeeded(videos[0].record)
     if json_output:
-        print(json.dumps(result.record, indent=2))
-        if not quiet:
-            print(printable(str(saved)), file=sys.stderr)  # stdout stays pure JSON
-            if save_control is not None:
-                print(printable(str(control_saved)), file=sys.stderr)
-    elif not quiet:
-        print(printable(str(saved)))
-        if save_control is not None:
-            print(printable(str(control_saved)))
+        records = [video.record for video in videos]
+        print(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+    if not quiet:
+        for path in saved:  # beside --json on stderr: stdout stays pure JSON
+            print(printable(str(path)), file=sys.stderr if json_output else sys.stdout)
+
+
+def numbered(output: str, count: int) -> list[str]:
+    """The files of `count` videos asked to go to `output`: itself, then the same name with
+    -2, -3, ... before the suffix (`clip.mp4`, `clip-2.mp4`; a folder `frames/`, `frames-2/`)."""
+    base = output.rstrip("/" + os.sep)
+    folder = base != output
+    stem, suffix = (base, "/") if folder else os.path.splitext(base)
+    return [output] + [f"{stem}-{k}{suffix}" for k in range(2, count + 1)]
 
 
 def parse_params(items: list[str]) -> dict[str, str]:

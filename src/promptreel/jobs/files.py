@@ -1,7 +1,8 @@
 """Where a job's files live, and removing exactly those (never anything a user put beside them).
 
-The service writes outputs as `HOME/outputs/{id}.{format}` (and, for a job with `control`, the
-control images as `HOME/outputs/{id}.control.{format}`) and keeps uploads as
+The service writes outputs as `HOME/outputs/{id}.{format}` (a job's further videos as
+`{id}-2.{format}`, ...; for a job with `control`, the control images as
+`HOME/outputs/{id}.control.{format}`) and keeps uploads as
 `HOME/uploads/{random}.{suffix}`: names it makes itself, so no request field is ever a path.
 """
 
@@ -29,8 +30,10 @@ def uploads_dir() -> Path:
     return home() / "uploads"
 
 
-def output_path(job_id: int, output_format: str) -> Path:
-    return outputs_dir() / f"{job_id}.{output_format}"
+def output_path(job_id: int, output_format: str, number: int = 1) -> Path:
+    """Where the service keeps a job's video `number` (of `num_videos_per_prompt`)."""
+    name = str(job_id) if number == 1 else f"{job_id}-{number}"
+    return outputs_dir() / f"{name}.{output_format}"
 
 
 def control_output_path(job_id: int, output_format: str) -> Path:
@@ -65,15 +68,13 @@ def job_files(job: Job) -> list[Path]:
 
 def _made_by(job: Job, output: Path) -> bool:
     """Whether the record beside `output` is still this job's: not when it is gone or another
-    run's. The control images a job was steered by carry its record marked `"content":
-    "control"` (`generation.run`). A record that cannot be read says neither, so nothing is
-    removed (`OutputError`): removing is all or nothing."""
+    run's. A record that cannot be read says neither, so nothing is removed (`OutputError`):
+    removing is all or nothing."""
     record = output / "record.json" if output.is_dir() else output.with_name(output.name + ".json")
     if job.record is None:
         return False
-    ours = (job.record, {**job.record, "content": "control"})
     try:
-        return jsontext.loads(record.read_text("utf-8")) in ours
+        return _run_of(jsontext.loads(record.read_text("utf-8"))) == _run_of(job.record)
     except FileNotFoundError:
         return False
     except (OSError, ValueError) as e:  # unreadable; not UTF-8, not JSON, nested too deeply
@@ -82,6 +83,15 @@ def _made_by(job: Job, output: Path) -> bool:
             f"job {job.id}'s record {record.name} cannot be read ({reason}); nothing was "
             "removed: repair or delete that file, then remove the job again."
         ) from None
+
+
+def _run_of(record: object) -> object:
+    """A record without what tells one output of a run from another: the videos of one request
+    differ in their seed and number (the request's own seed and count are in `parameters`), and
+    the control images they were steered by are marked `"content": "control"`."""
+    if not isinstance(record, dict):
+        return record
+    return {k: v for k, v in record.items() if k not in ("seed", "content", "videos_per_prompt")}
 
 
 def remove_files(files: list[Path]) -> None:

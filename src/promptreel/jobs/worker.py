@@ -9,9 +9,9 @@ A job's video is written under its final name only when complete (`Video.save`),
 says `succeeded` only after that; a killed worker leaves a `running` row that `recover` queues
 again when the service restarts.
 
-A job with `control` also keeps the control images it was steered by, as its second output
-(`files.control_output_path`): always, since over HTTP no request field may name a path to save
-them to, and they are small and what a user wants to look at and reuse.
+A job with `control` also keeps the control images it was steered by, as its output after
+its videos (`files.control_output_path`): always, since over HTTP no request field may name a
+path to save them to, and they are small and what a user wants to look at and reuse.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from ..errors import Cancelled, PromptreelError
 from ..generation import Progress, prepare, run
 from ..request import make_request
 from ..video import Video
-from .files import control_output_path, output_path
+from .files import control_output_path, output_path, outputs_dir
 from .store import Job, JobStore
 
 log = logging.getLogger("promptreel.worker")
@@ -105,9 +105,9 @@ class Worker:
         self._job = job.id
         try:
             request = make_request(**job.request)
-            video = run(prepare(request, folders=False), progress=reporter)
+            videos = run(prepare(request, folders=False), progress=reporter)
             reporter(Progress("write"))
-            keep(self.store, job, video)
+            keep(self.store, job, videos)
         except _Stopping:
             self.store.requeue(job.id)
         except Cancelled as exc:
@@ -123,17 +123,21 @@ class Worker:
             self.loaded_model = job.model
 
 
-def keep(store: JobStore, job: Job, video: Video) -> None:
-    """Write a job's video (and its control images, second) under the service's own names,
-    each added to the row before the row says `succeeded`."""
+def keep(store: JobStore, job: Job, videos: list[Video]) -> None:
+    """Write a job's videos (then the control images they were steered by) under the service's
+    own names, each added to the row before the row says `succeeded`."""
     file_format = job.output_format or "mp4"
-    path = output_path(job.id, file_format)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    store.add_output(job.id, video.save(path, overwrite=True))
-    if video.control is not None:  # second, after the video (`outputs[1]`)
-        control = video.control.save(control_output_path(job.id, file_format), overwrite=True)
-        store.add_output(job.id, control)
-    store.finish(job.id, "succeeded", record=video.record)
+    outputs_dir().mkdir(parents=True, exist_ok=True)
+    for number, video in enumerate(videos, start=1):
+        store.add_output(
+            job.id, video.save(output_path(job.id, file_format, number), overwrite=True)
+        )
+    control = videos[0].control
+    if control is not None:  # after the videos (`files.output_index`)
+        store.add_output(
+            job.id, control.save(control_output_path(job.id, file_format), overwrite=True)
+        )
+    store.finish(job.id, "succeeded", record=videos[0].record)
 
 
 class _Reporter:

@@ -285,6 +285,7 @@ def footprint(
         settings.width,
         (settings.guidance_scale or 0) > 1,
         settings.params.get("decode_chunk_size"),
+        _at_once(card, settings),
     )
     key = json.dumps(
         [card.name, architecture, shape, dtype, [asdict(w) for w in wanted], device],
@@ -332,6 +333,7 @@ def _footprint(
     }
     weights = {name: _bytes(module) for name, module in components.items()}
     largest = {name: _largest_layer(module) for name, module in components.items()}
+    videos = _at_once(card, settings)
     copies = 2 if (settings.guidance_scale or 0) > 1 else 1
     latents = _latent_shape(vae, settings)
     cpu = device == "cpu"
@@ -341,7 +343,7 @@ def _footprint(
     for chunking in sorted({s.forward_chunking for s in wanted}):
         if denoiser_name == "unet":
             _chunk(denoiser, on=chunking)
-        denoise[chunking] = _trace(cpu, _denoise, denoiser, latents, copies, torch_dtype)
+        denoise[chunking] = _trace(cpu, _denoise, denoiser, latents, copies, videos, torch_dtype)
     decode = {}
     for slicing, tiling in sorted({(s.vae_slicing, s.vae_tiling) for s in wanted}):
         if type(vae).__name__ == "AutoencoderKL":
@@ -352,11 +354,13 @@ def _footprint(
                 _trace(cpu, _decode, vae, _frames(latents, n), slicing, tiling, torch_dtype, chunk)
                 for n in (1, 2)
             )
-            decode[(slicing, tiling)] = one + (latents[1] - 1) * (two - one)
+            decode[(slicing, tiling)] = one + (latents[1] * videos - 1) * (two - one)
         else:
+            # a video's decode, traced; several at once hold about as much each, unless
+            # sliced (one video at a time)
             decode[(slicing, tiling)] = _trace(
                 cpu, _decode, vae, latents, slicing, tiling, torch_dtype, chunk
-            )
+            ) * (1 if slicing else videos)
     return Footprint(
         dtype,
         weights,
@@ -367,6 +371,12 @@ def _footprint(
         denoise,
         decode,
     )
+
+
+def _at_once(card: ModelCard, settings: Settings) -> int:
+    """The videos of a request that go through the pipeline together (`Family.batches_videos`);
+    the others are made one after another, each in one video's memory."""
+    return settings.num_videos_per_prompt if card.family.batches_videos else 1
 
 
 def _frames(latents: tuple[int, int, int, int], n: int) -> tuple[int, int, int, int]:
@@ -505,13 +515,16 @@ _T5_LENGTH = 512
 def _denoise(
     model: nn.Module,
     latents: tuple[int, int, int, int],
-    copies: int,
+    guidance_copies: int,
+    videos: int,
     dtype: torch.dtype,
 ) -> None:
-    """One denoising step's call, with the shapes the family's pipeline gives it."""
+    """One denoising step's call, with the shapes the family's pipeline gives it: a batch of
+    each video's guidance copies."""
     channels, frames, height, width = latents
     name = type(model).__name__
     config = model.config
+    copies = guidance_copies * videos
 
     def empty(*shape: int) -> torch.Tensor:
         return torch.empty(*shape, device="meta", dtype=dtype)
@@ -524,7 +537,7 @@ def _denoise(
             encoder_hidden_states=empty(copies, 77, config.cross_attention_dim),
         )
     elif name == "UNet2DConditionModel":  # an image model run on every frame at once
-        batch = copies * frames * (3 if config.in_channels == 8 else 1) // copies
+        batch = frames * (3 if config.in_channels == 8 else 1)
         model(
             empty(batch, config.in_channels, height, width),
             t[:1].expand(batch),
@@ -565,9 +578,9 @@ def _denoise(
         )
     elif name == "WanTransformer3DModel":  # the pipeline calls each guidance copy apart
         model(
-            empty(1, config.in_channels, frames, height, width),
-            t[:1],
-            encoder_hidden_states=empty(1, 512, config.text_dim),
+            empty(videos, config.in_channels, frames, height, width),
+            t[:videos],
+            encoder_hidden_states=empty(videos, 512, config.text_dim),
         )
     else:
         raise PlanError(f"the planner does not know {name} yet")

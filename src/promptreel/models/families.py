@@ -124,6 +124,7 @@ FAMILIES: dict[str, Family] = {
     # SVD conditions on an image only: no prompt, no negative prompt.
     "StableVideoDiffusionPipeline": Family(
         pipeline_class="StableVideoDiffusionPipeline",
+        batches_videos=True,
         tasks=("image-to-video",),
         takes_text=False,
         size_multiple=8,  # check_inputs: % 8; the spatio-temporal UNet forwards upsample sizes
@@ -151,6 +152,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "I2VGenXLPipeline": Family(
         pipeline_class="I2VGenXLPipeline",
+        batches_videos=True,
         tasks=("image-to-video",),
         takes_text=True,
         size_multiple=8,  # check_inputs: % 8
@@ -255,6 +257,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "LTXPipeline": Family(
         pipeline_class="LTXPipeline",
+        batches_videos=True,
         tasks=("text-to-video", "image-to-video"),
         takes_text=True,
         # check_inputs: % 32 (raises). VAE spatial factor 32 x transformer patch_size 1.
@@ -270,6 +273,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "LTXImageToVideoPipeline": Family(
         pipeline_class="LTXImageToVideoPipeline",
+        batches_videos=True,
         tasks=("image-to-video",),
         takes_text=True,
         size_multiple=32,  # as LTXPipeline
@@ -280,6 +284,7 @@ FAMILIES: dict[str, Family] = {
     ),
     "WanPipeline": Family(
         pipeline_class="WanPipeline",
+        batches_videos=True,
         tasks=("text-to-video",),
         takes_text=True,
         # check_inputs: % 16 (raises). VAE spatial factor 8 x transformer patch (1, 2, 2).

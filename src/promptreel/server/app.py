@@ -6,7 +6,8 @@
     POST   /v1/jobs/{id}/cancel     cancel a queued job, or stop a running one at its next step
     DELETE /v1/jobs/{id}            forget a finished or queued job and remove its files
     GET    /v1/jobs/{id}/events     server-sent events: progress, then the final job
-    GET    /v1/jobs/{id}/video      the video, with HTTP range requests (browsers seek with them)
+    GET    /v1/jobs/{id}/video      the video, with HTTP range requests (browsers seek with them);
+                                    ?number=K: the K-th of a job's `num_videos_per_prompt`
     GET    /v1/jobs/{id}/control    the control images of a job with `control`, served the same way
     GET    /v1/models               the built-in models
     GET    /v1/health               liveness, queue length, the running job
@@ -28,7 +29,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -51,10 +52,13 @@ from ..jobs.history import rerun_request
 from ..jobs.lock import hold_service_lock, release_service_lock
 from ..jobs.store import Job, JobStore
 from ..jobs.worker import Worker
-from ..request import INPUT_FILES, GenerationRequest, one_line
+from ..request import INPUT_FILES, MAX_VIDEOS_PER_PROMPT, GenerationRequest, one_line
 from .errors import ApiError
 from .job_body import JobCreate, check_job
 from .uploads import MAX_UPLOAD_BYTES, save_upload
+
+if TYPE_CHECKING:
+    from ..jobs.ray_worker import RayWorker
 
 STATIC = Path(__file__).parent / "static"
 MAX_JSON_BYTES = 2**20
@@ -76,10 +80,10 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 VERSION = importlib.metadata.version("promptreel")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 MEDIA_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif"}
-# What a job's outputs are, in the order the worker writes them: its video, then the control
+# What a job's outputs are, in the order the worker writes them: its videos, then the control
 # images of a job with `control` (served at /v1/jobs/{id}/video and /control)
 Output = Literal["video", "control"]
-OUTPUTS: tuple[Output, ...] = ("video", "control")
+VideoNumber = Annotated[int, Query(ge=1, le=MAX_VIDEOS_PER_PROMPT)]
 _RANGE_PART = re.compile(r"\s*(?:([0-9]+)\s*-\s*([0-9]*)|-\s*([0-9]+))\s*", re.ASCII)
 PAGE_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
@@ -106,13 +110,15 @@ def create_app(
     token: str | None = None,
     max_queued: int = 100,
     run_worker: bool = True,
+    worker: Worker | RayWorker | None = None,
 ) -> FastAPI:
     """The service. `token`: every /v1 route then needs it (Bearer header or ?token=).
     Without a token, only loopback Host names are served: a site whose DNS name is rebound to
-    127.0.0.1 reaches the server under its own name, and is refused."""
+    127.0.0.1 reaches the server under its own name, and is refused. `worker` runs the queue
+    of `store` (default: a `Worker` in this process; a `RayWorker` runs it on Ray actors)."""
     store = store or JobStore()
     allowed_hosts = None if token is not None else LOOPBACK_HOSTS
-    worker = Worker(store)
+    worker = worker or Worker(store)
     streams = [0]  # event streams open now
 
     @asynccontextmanager
@@ -388,9 +394,13 @@ def create_app(
 
     @v1.head("/jobs/{job_id}/video", include_in_schema=False)  # GET's headers: one operation
     @v1.get("/jobs/{job_id}/video", response_model=None)
-    def job_video(job_id: JobId, request: Request, download: bool = False) -> FileResponse:
-        """The finished video; range requests let a browser seek."""
-        return _serve_output(_get(store, job_id), "video", request, download=download)
+    def job_video(
+        job_id: JobId, request: Request, download: bool = False, number: VideoNumber = 1
+    ) -> FileResponse:
+        """The finished video (`number`: which of the job's videos); range requests let a
+        browser seek."""
+        job = _get(store, job_id)
+        return _serve_output(job, "video", request, download=download, number=number)
 
     @v1.head("/jobs/{job_id}/control", include_in_schema=False)
     @v1.get("/jobs/{job_id}/control", response_model=None)
@@ -544,16 +554,24 @@ def _get(store: JobStore, job_id: JobId) -> Job:
 
 
 def _job_json(job: Job) -> dict[str, Any]:
-    """A job as the API shows it: no server paths (`outputs` becomes `video_url` and
-    `control_url`)."""
+    """A job as the API shows it: no server paths (`outputs` becomes `video_urls`, the first
+    of them `video_url`, and `control_url`)."""
     data = job.to_dict()
     data.pop("outputs")
     data["request"] = {k: v for k, v in data["request"].items() if k not in INPUT_FILES}
     data["inputs"] = [k for k in INPUT_FILES if job.request.get(k)]
-    for what in OUTPUTS:
-        path = _output_of(job, what)
-        served = job.status == "succeeded" and path is not None and _served_file(path)
-        data[f"{what}_url"] = f"/v1/jobs/{job.id}/{what}" if served else None
+
+    def served(what: Output, number: int = 1) -> bool:
+        path = _output_of(job, what, number)
+        return job.status == "succeeded" and path is not None and _served_file(path)
+
+    data["video_urls"] = [
+        f"/v1/jobs/{job.id}/video" + ("" if number == 1 else f"?number={number}")
+        for number in range(1, _video_count(job) + 1)
+        if served("video", number)
+    ]
+    data["video_url"] = data["video_urls"][0] if served("video") else None
+    data["control_url"] = f"/v1/jobs/{job.id}/control" if served("control") else None
     if job.source != "service":  # its files are where the user put them, not served
         data["note"] = f"made by the {'CLI' if job.source == 'cli' else 'Python API'}"
     if data["record"]:
@@ -561,29 +579,46 @@ def _job_json(job: Job) -> dict[str, Any]:
     return data
 
 
-def _output_of(job: Job, what: Output) -> Path | None:
-    """The file of a job's video or control images: the worker writes the video first and the
-    control images (a job with `control`) second. A CLI or Python row lists whatever its user
-    saved, in any order: only its first, the video, is a known file."""
+def _video_count(job: Job) -> int:
+    count = job.request.get("num_videos_per_prompt")
+    return count if isinstance(count, int) and count > 0 else 1
+
+
+def _output_of(job: Job, what: Output, number: int = 1) -> Path | None:
+    """The file of a job's video `number` or control images: the worker writes the videos
+    first and the control images (a job with `control`) after them. A CLI or Python row lists
+    whatever its user saved, in any order: only its first, the first video, is a known file."""
+    count = _video_count(job)
     if what == "control" and (job.source != "service" or not job.request.get("control")):
         return None
-    index = OUTPUTS.index(what)
+    if what == "video" and (number > count or (number > 1 and job.source != "service")):
+        return None
+    index = count if what == "control" else number - 1
     return Path(job.outputs[index]) if len(job.outputs) > index else None
 
 
-def _serve_output(job: Job, what: Output, request: Request, *, download: bool) -> FileResponse:
+def _serve_output(
+    job: Job, what: Output, request: Request, *, download: bool, number: int = 1
+) -> FileResponse:
     """A finished job's video or control images, with range requests (browsers seek with them):
     409 until the job has succeeded, 404 when it has no such file or it is gone."""
     noun = "video" if what == "video" else "control video"
     if job.status != "succeeded":
         raise ApiError(409, f"job {job.id} is {job.status}; its {noun} is not ready")
-    path = _output_of(job, what)
+    if what == "video" and number > _video_count(job):
+        count = _video_count(job)
+        raise ApiError(
+            404, f"job {job.id} made {count} video{'s' if count > 1 else ''}, not {number}"
+        )
+    path = _output_of(job, what, number)
     if path is None and what == "control":
         raise ApiError(404, f"job {job.id} has no control video; it was made without `control`")
     if path is None or not path.is_file() or not _served_file(path):
         raise ApiError(404, f"the {noun} of job {job.id} is no longer on disk")
     kind = path.suffix.lstrip(".")
     name = f"promptreel-{job.id}" if what == "video" else f"promptreel-{job.id}-control"
+    if what == "video" and number > 1:
+        name += f"-{number}"
     response = FileResponse(
         path,
         media_type=MEDIA_TYPES.get(kind, "application/octet-stream"),

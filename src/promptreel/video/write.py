@@ -334,17 +334,25 @@ def make_filename(prompt: str, seed: int, short_id: str, suffix: str) -> str:
 
 
 def batch_filename(
-    row: int, prompt: str | None, seed: int, varied: dict[str, object], suffix: str
+    row: int,
+    prompt: str | None,
+    seed: int,
+    varied: dict[str, object],
+    suffix: str,
+    video: int | None = None,
 ) -> str:
     """A batch video's name, the same whichever backend made it: the row's number, the
-    prompt's slug, the seed, and the grid's values (`003-a-red-circle-s1-guidance-scale-7-5.mp4`).
-    Made of the same safe characters as `make_filename`'s."""
+    prompt's slug, the seed, the grid's values and, of a request's several videos, which
+    (`003-a-red-circle-s1-guidance-scale-7-5-v2.mp4`). Made of the same safe characters as
+    `make_filename`'s."""
     parts = [f"{row:03d}", _slug(prompt or "", limit=48) or "video"]
     parts.append(f"s{int(seed)}".replace("-", "m"))
     parts += [
         _slug(f"{name}-{format(value, 'g') if isinstance(value, float) else value}", limit=48)
         for name, value in varied.items()
     ]
+    if video is not None:
+        parts.append(f"v{video}")
     return "-".join(p for p in parts if p) + suffix.lower()
 
 

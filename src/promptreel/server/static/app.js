@@ -374,15 +374,25 @@ function finish(job) {
 
 // --- the gallery ------------------------------------------------------------------------------
 
-function media(job) {
-  const src = link(job.video_url);
-  const image = () => el("img", { src, alt: `Animation: ${job.prompt ?? "no prompt"}` });
+/** A job's video `url` (of `count`, numbered from 1) as the page shows it. */
+function media(job, url, number, count) {
+  const src = link(url);
+  const which = count > 1 ? ` (${number} of ${count})` : "";
+  const image = () => el("img", { src, alt: `Animation${which}: ${job.prompt ?? "no prompt"}` });
   if (job.output_format === "gif") return image();
   const video = el("video", { src, controls: true, loop: true, playsInline: true });
   video.muted = video.defaultMuted = true; // the state, and the `muted` attribute
   video.preload = "auto"; // small local files; the first frame then shows without a click
-  video.setAttribute("aria-label", `Video: ${job.prompt ?? "no prompt"}`);
+  video.setAttribute("aria-label", `Video${which}: ${job.prompt ?? "no prompt"}`);
   return video;
+}
+
+/** Every video of a job (`num_videos_per_prompt` of them), side by side. */
+function videos(job) {
+  const urls = job.video_urls ?? [];
+  if (urls.length === 1) return media(job, urls[0], 1, 1);
+  const all = urls.map((url, index) => media(job, url, index + 1, urls.length));
+  return el("div", { className: "videos" }, ...all);
 }
 
 /** Each stage's time and measured peak memory, and the plan's estimate when there is one. */
@@ -422,6 +432,7 @@ function addVideo(job, where) {
   const facts = [`#${job.id}`, job.model, `seed ${job.seed}`];
   if (settings.width && settings.height) facts.push(`${settings.width}×${settings.height}`);
   if (settings.num_frames) facts.push(`${settings.num_frames} frames`);
+  if (settings.num_videos_per_prompt > 1) facts.push(`${settings.num_videos_per_prompt} videos`);
   const peaks = Object.values(job.record?.memory?.measured ?? {});
   const peak = (key) => Math.max(...peaks.map((p) => p?.[key]).filter(Number.isFinite));
   if (peaks.length && Number.isFinite(peak("peak_ram_bytes"))) {
@@ -465,7 +476,7 @@ function addVideo(job, where) {
   const item = el(
     "li",
     { className: "card" },
-    job.video_url ? media(job) : el("p", { className: "hint", textContent: job.note ?? "" }),
+    job.video_url ? videos(job) : el("p", { className: "hint", textContent: job.note ?? "" }),
     el("p", { className: "prompt", textContent: job.prompt || "(no prompt)" }),
     el("p", { className: "hint", textContent: facts.join(" · ") }),
     actions,
