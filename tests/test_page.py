@@ -153,6 +153,27 @@ def test_a_video_made_from_the_page(serve: Callable[..., str], page: Page) -> No
     assert jobs[1]["output_format"] == jobs[0]["output_format"] == "mp4"
 
 
+def test_several_videos_of_one_job_play_side_by_side(serve: Callable[..., str], page: Page) -> None:
+    page.goto(serve())
+    page.select_option("#model", "shapes")
+    page.fill("#prompt", "a red circle")
+    for field, value in {"num_frames": "4", "num_inference_steps": "2", "seed": "3"}.items():
+        page.fill(f"#{field}", value)
+    page.fill("#num_videos_per_prompt", "2")
+    page.press("#num_videos_per_prompt", "Enter")
+
+    videos = page.locator("#gallery .videos video")
+    expect(videos).to_have_count(2)
+    assert videos.nth(1).get_attribute("src") == "/v1/jobs/1/video?number=2"
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#gallery video')]"
+        ".every(v => v.readyState >= 2 && v.error === null)"
+    )
+    expect(videos.nth(1)).to_have_attribute("aria-label", "Video (2 of 2): a red circle")
+    expect(page.locator("#gallery .card")).to_contain_text("2 videos")
+    assert scroll_width(page) <= 1280
+
+
 def test_a_refused_job_says_why_in_one_line(serve: Callable[..., str], page: Page) -> None:
     """The API's 422 detail is shown; a queued job can be cancelled (no worker: it waits)."""
     base = serve(run_worker=False)
