@@ -1,4 +1,5 @@
-"""`promptreel serve`: the HTTP API, the web page and a worker."""
+"""`promptreel serve`: the HTTP API, the web page and a worker (in this process, or
+`--backend ray`: on the actors of a Ray cluster, as `promptreel batch --backend ray`)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,28 @@ def serve(
         typer.Option(envvar="PROMPTREEL_TOKEN", help="Required by every API route when set."),
     ] = None,
     max_queue: Annotated[int, typer.Option(help="Queued jobs before new ones get 429.")] = 100,
+    # the same options as `promptreel batch`'s (a test compares them)
+    backend: Annotated[
+        str, typer.Option(help="local (this process) or ray (actors on a Ray cluster).")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --backend ray: the cluster's address (default: start one here).",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="With --backend ray: how many actors (default: one per GPU, else per "
+            "--cpus-per-worker CPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    cpus_per_worker: Annotated[
+        int, typer.Option(help="With --backend ray, without GPUs: CPUs an actor.")
+    ] = 1,
 ) -> None:
     """Run the HTTP API, the web page and a worker; queued jobs survive a crash."""
     token = token or None  # an empty --token "" (or PROMPTREEL_TOKEN=) is no token
@@ -39,20 +62,62 @@ def serve(
         raise InvalidRequest(f"--port must be between 1 and 65535, not {port}.")
     if max_queue < 1:
         raise InvalidRequest(f"--max-queue must be at least 1, not {max_queue}.")
+    _check_backend(backend, address, workers, cpus_per_worker)
     threads_sleep()
     from ..jobs.lock import hold_service_lock
+    from ..jobs.store import JobStore
     from ..server.app import create_app
     from ..server.run import serve as run_service
 
     hold_service_lock()  # refuse a second service on this data folder before anything else
+    store = JobStore()
+    worker = None
+    if backend == "ray":
+        from ..jobs.ray_worker import RayWorker
+
+        worker = RayWorker(store, address=address, workers=workers, cpus_per_worker=cpus_per_worker)
+        worker.connect()  # an unreachable cluster is one line now, not a service without jobs
     shown = f"[{host}]" if ":" in host else host
     page = f"http://{shown}:{port}/" + (f"#token={token}" if token else "")
-    run_service(
-        create_app(token=token, max_queued=max_queue),
-        host,
-        port,
-        banner=f"promptreel: serving {page} (Ctrl-C stops)",
-    )
+    try:
+        run_service(
+            create_app(store, token=token, max_queued=max_queue, worker=worker),
+            host,
+            port,
+            banner=f"promptreel: serving {page} (Ctrl-C stops)",
+        )
+    finally:
+        if worker is not None:  # the port was taken, say: stop a Ray started here
+            worker.stop()
+
+
+def _check_backend(
+    backend: str, address: str | None, workers: int | None, cpus_per_worker: int
+) -> None:
+    """The backend's options, as `promptreel batch` checks them."""
+    if backend == "local":
+        for option, value in (("address", address), ("workers", workers)):
+            if value is not None:
+                raise InvalidRequest(
+                    f"--{option} is for --backend ray; add it, or remove --{option}.",
+                    argument=option,
+                )
+        return
+    if backend != "ray":
+        raise InvalidRequest(
+            f"--backend must be local or ray, not {backend!r}.", argument="backend"
+        )
+    if cpus_per_worker < 1 or (workers is not None and workers < 1):
+        raise InvalidRequest(
+            "--workers and --cpus-per-worker must be at least 1.", argument="workers"
+        )
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise InvalidRequest(
+            "--backend ray needs Ray: pip install 'promptreel[ray]' (or pip install ray).",
+            argument="backend",
+        ) from None
 
 
 def _check_token(token: str) -> None:
