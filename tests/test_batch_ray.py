@@ -132,6 +132,8 @@ def test_ctrl_c_on_ray_keeps_what_finished_and_a_rerun_completes(
         (["--address", "127.0.0.1:6379"], "--address is for --backend ray"),
         (["--backend", "spark"], "--backend must be local or ray"),
         (["--backend", "ray", "--workers", "0"], "must be at least 1"),
+        (["--backend", "ray", "--address", "127.0.0.1:1"], "cannot reach a Ray cluster"),
+        (["--backend", "ray", "--cpus-per-worker", "64"], "too few for --cpus-per-worker 64"),
     ],
 )
 def test_backend_options_are_checked_before_anything_runs(cli, workdir, args, error) -> None:

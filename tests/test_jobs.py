@@ -10,7 +10,7 @@ import pytest
 from promptreel.generation import Progress
 from promptreel.jobs.files import clean_partial_files, output_path, outputs_dir, uploads_dir
 from promptreel.jobs.store import MAX_ATTEMPTS, MAX_SKIPS, JobStore
-from promptreel.jobs.worker import Worker, _Reporter, _Stopping
+from promptreel.jobs.worker import Reporter, Worker, _Stopping
 
 SMALL = {"num_frames": 4, "height": 32, "width": 32, "num_inference_steps": 2, "seed": 1}
 
@@ -58,7 +58,7 @@ def test_cancel_a_queued_job_at_once_and_a_running_one_at_its_next_step(tmp_path
     job = store.claim(None)
     assert job.id == running
     assert store.cancel(running).cancel_requested
-    reporter = _Reporter(store, running, threading.Event())
+    reporter = Reporter(store, running, threading.Event())
     with pytest.raises(Exception, match="cancelled at the denoise stage"):
         reporter(Progress("denoise", 1, 4))
 
@@ -70,7 +70,7 @@ def test_a_clean_shutdown_puts_the_job_back_without_an_attempt(tmp_path: Path) -
     stop = threading.Event()
     stop.set()
     with pytest.raises(_Stopping):
-        _Reporter(store, job_id, stop)(Progress("denoise", 1, 4))
+        Reporter(store, job_id, stop)(Progress("denoise", 1, 4))
     store.requeue(job_id)
     job = store.get(job_id)
     assert job.status == "queued" and job.attempts == 0

@@ -7,9 +7,7 @@ for the module, and every test waits for its own jobs to end."""
 
 from __future__ import annotations
 
-import inspect
 import time
-import typing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,6 +142,22 @@ def test_an_actor_killed_mid_job_its_job_runs_on_another_and_is_written_once(
     assert np.array_equal(_frames(job_id), in_process[_name(LONG)])
     assert _files_of(job_id) == [f"{job_id}.mp4", f"{job_id}.mp4.json"]
     assert JobStore().get(job_id).outputs == [str(output_path(job_id, "mp4"))]
+    assert JobStore().get(job_id).attempts == 2  # the run cut short is counted in the store
+
+
+def test_a_job_whose_actor_died_at_every_attempt_fails_in_one_line(tmp_path: Path) -> None:
+    from promptreel.jobs.ray_worker import RayWorker
+    from promptreel.jobs.store import MAX_ATTEMPTS
+
+    store = JobStore(tmp_path / "jobs.db")  # not the service's: its worker would claim it
+    worker = RayWorker(store)
+    job_id = store.add(JOBS[0], source="service")
+    for run in range(1, MAX_ATTEMPTS + 1):
+        job = store.claim(None)
+        assert job is not None and job.id == job_id and job.attempts == run
+        worker._retry(job)  # what the worker does when Ray says the actor died
+    job = store.get(job_id)
+    assert job.status == "failed" and f"died {MAX_ATTEMPTS} times" in job.reason
 
 
 def test_a_job_s_own_error_fails_it_once(client) -> None:
@@ -165,18 +179,6 @@ def test_cancel_a_running_job_and_the_next_one_runs(client) -> None:
     assert job["progress"]["step"] < 500 and _files_of(slow) == []
     after = client.post("/v1/jobs", json=JOBS[1]).json()["id"]
     assert _wait(client, after)["status"] == "succeeded"
-
-
-def test_serve_s_ray_options_are_batch_s() -> None:
-    from promptreel.cli.batch import OWN_OPTIONS
-    from promptreel.cli.serve import serve
-
-    hints = typing.get_type_hints(serve, include_extras=True)
-    parameters = inspect.signature(serve).parameters
-    for name in ("backend", "address", "workers", "cpus_per_worker"):
-        kind, default = OWN_OPTIONS[name]
-        assert hints[name].__metadata__[0].help == kind.__metadata__[0].help, name
-        assert parameters[name].default == default, name
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ results coming back to the driver, which writes and records them itself.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,6 +17,8 @@ from . import errors
 from .errors import InvalidRequest, PromptreelError
 from .generation import Progress
 from .video import Video
+
+REACH_TIMEOUT = 5.0  # seconds to reach a cluster's address before saying it cannot be
 
 
 class VideoMaker:
@@ -57,23 +60,60 @@ class VideoMaker:
 @contextmanager
 def connected(address: str | None) -> Iterator[Any]:
     """The `ray` module, joined to the cluster at `address`, or to a local instance started
-    here (and stopped on the way out) when there is none."""
+    here (and stopped on the way out) when there is none. A cluster that cannot be reached is
+    one line (`InvalidRequest`), at once: `ray.init` would retry a dead address for minutes."""
     import ray
 
+    _check_reachable(address)
     ours = not ray.is_initialized()
     if ours:
-        ray.init(
-            address=address,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            configure_logging=False,
-        )
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                configure_logging=False,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as e:  # what ray.init raises
+            what = f"join the Ray cluster at {address}" if address else "start Ray"
+            fix = "check --address" if address else "give --address of a running one"
+            raise InvalidRequest(
+                f"cannot {what}: {' '.join(str(e).split())}; {fix}.",
+                argument="address",
+                value=address,
+            ) from None
     try:
         yield ray
     finally:
         if ours:
             ray.shutdown()
+
+
+def _check_reachable(address: str | None) -> None:
+    """Refuse a HOST:PORT nothing answers at."""
+    if address is None:
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():  # `auto`, `local`: Ray's own words, its own answer
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT).close()
+    except OSError as e:
+        raise InvalidRequest(
+            f"cannot reach a Ray cluster at --address {address}: {e.strerror or e}; start one "
+            "there (`ray start --head`) or give the address `ray status` prints.",
+            argument="address",
+            value=address,
+        ) from None
+
+
+def died_reason(runs: int) -> str:
+    """Why a job whose actor died under it `runs` times failed for good."""
+    return (
+        f"the worker making it died {runs} times (killed, its node lost, or out of memory); "
+        "if memory, try fewer frames or a smaller size."
+    )
 
 
 def video_maker(ray: Any, cpus_per_worker: int) -> Any:

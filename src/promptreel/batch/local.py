@@ -15,6 +15,12 @@ from .rows import BatchJob
 class LocalBackend:
     name = "local"
 
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
     def run(
         self,
         jobs: list[BatchJob],

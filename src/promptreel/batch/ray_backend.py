@@ -12,10 +12,11 @@ instance is started for the batch and stopped after it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..cluster import actor_count, connected, died, result, video_maker
+from ..cluster import actor_count, connected, died, died_reason, result, video_maker
 from ..errors import PromptreelError
 from ..generation import Progress
 from ..jobs.store import MAX_ATTEMPTS
@@ -34,12 +35,28 @@ class _Worker:
 @dataclass
 class RayBackend:
     """`address`: a running cluster's (`ray start --head` prints it); None starts one here.
-    `workers`: how many actors (default: one per GPU, else per `cpus_per_worker` CPUs)."""
+    `workers`: how many actors (default: one per GPU, else per `cpus_per_worker` CPUs).
+    Entered, it joins the cluster and counts its actors: a cluster that cannot be reached or
+    holds none is refused before the batch makes any file."""
 
     address: str | None = None
     cpus_per_worker: int = 1
     workers: int | None = None
     name: str = "ray"
+    _cluster: ExitStack = field(default_factory=ExitStack, repr=False)
+    _ray: Any = field(default=None, repr=False)
+    _count: int = 0
+
+    def __enter__(self) -> RayBackend:
+        with ExitStack() as cluster:
+            self._ray = cluster.enter_context(connected(self.address))
+            resources = self._ray.cluster_resources()
+            self._count = actor_count(resources, self.workers, self.cpus_per_worker)
+            self._cluster = cluster.pop_all()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._cluster.close()
 
     def run(
         self,
@@ -48,24 +65,16 @@ class RayBackend:
         started: Callable[[BatchJob], None],
         progress: Callable[[BatchJob, Any], None],
     ) -> Iterator[tuple[BatchJob, list[Video] | PromptreelError]]:
-        if not jobs:
-            return
-        with connected(self.address) as ray:
-            yield from self._run(ray, jobs, started, progress)
-
-    def _run(
-        self,
-        ray: Any,
-        jobs: list[BatchJob],
-        started: Callable[[BatchJob], None],
-        progress: Callable[[BatchJob, Any], None],
-    ) -> Iterator[tuple[BatchJob, list[Video] | PromptreelError]]:
+        ray = self._ray
+        assert ray is not None, "enter the backend first: `with RayBackend(...) as backend`"
         from ray.util.queue import Queue
 
+        if not jobs:
+            return
         events = Queue()
         workers: list[_Worker] = []
         try:
-            count = actor_count(ray.cluster_resources(), self.workers, self.cpus_per_worker)
+            count = self._count
             maker = video_maker(ray, self.cpus_per_worker)
 
             def new_worker() -> _Worker:
@@ -103,14 +112,7 @@ class RayBackend:
                         if attempts[job.number] < MAX_ATTEMPTS:
                             queue.insert(0, job)
                             continue
-                        yield (
-                            job,
-                            PromptreelError(
-                                f"the worker making it died {MAX_ATTEMPTS} times (killed, its node "
-                                "lost, or out of memory); if memory, try fewer frames or a smaller "
-                                "size."
-                            ),
-                        )
+                        yield job, PromptreelError(died_reason(MAX_ATTEMPTS))
         finally:
             for worker in workers:
                 ray.kill(worker.actor)  # a dead one too: nothing to do

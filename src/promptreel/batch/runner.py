@@ -46,9 +46,14 @@ class Outcome:
 
 class Backend(Protocol):
     """Where videos are made: `run` yields each job with its videos, or the error that stopped
-    it, as they finish; `started(job)` is called as each begins."""
+    it, as they finish; `started(job)` is called as each begins. Entered first: a backend
+    that cannot run (no cluster) says so before any file is made."""
 
     name: str
+
+    def __enter__(self) -> Backend: ...
+
+    def __exit__(self, *exc: object) -> None: ...
 
     def run(
         self,

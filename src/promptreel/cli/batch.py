@@ -17,6 +17,7 @@ import typer
 
 from ..errors import InvalidRequest
 from ..request import GenerationRequest
+from .backends import Address, Backend, CpusPerWorker, Workers, check_backend
 from .generate import field_option, parse_params, with_options
 from .show import printable, progress_bars, table_lines
 
@@ -61,38 +62,10 @@ OWN_OPTIONS: dict[str, tuple[Any, Any]] = {
         Annotated[str, typer.Option("--format", help="mp4, webm or gif.")],
         "mp4",
     ),
-    "backend": (
-        Annotated[
-            str,
-            typer.Option(help="local (this process) or ray (actors on a Ray cluster)."),
-        ],
-        "local",
-    ),
-    "address": (
-        Annotated[
-            str | None,
-            typer.Option(
-                help="With --backend ray: the cluster's address (default: start one here).",
-                show_default=False,
-            ),
-        ],
-        None,
-    ),
-    "workers": (
-        Annotated[
-            int | None,
-            typer.Option(
-                help="With --backend ray: how many actors (default: one per GPU, else per "
-                "--cpus-per-worker CPUs).",
-                show_default=False,
-            ),
-        ],
-        None,
-    ),
-    "cpus_per_worker": (
-        Annotated[int, typer.Option(help="With --backend ray, without GPUs: CPUs an actor.")],
-        1,
-    ),
+    "backend": (Backend, "local"),
+    "address": (Address, None),
+    "workers": (Workers, None),
+    "cpus_per_worker": (CpusPerWorker, 1),
     "quiet": (Annotated[bool, typer.Option("--quiet", help="No progress display.")], False),
     "json_output": (
         Annotated[bool, typer.Option("--json", help="Print batch.json at the end.")],
@@ -142,10 +115,11 @@ def batch(**options: Any) -> None:
 
     backend = _backend(own)
     check_all(jobs, check, where)
-    output_dir.mkdir(parents=True, exist_ok=True)
     display = BatchDisplay(len(jobs), enabled=not own["quiet"] and sys.stderr.isatty())
     started = time.monotonic()
-    with display:
+    # entered before the output folder is made: a cluster that cannot run it leaves nothing
+    with backend, display:
+        output_dir.mkdir(parents=True, exist_ok=True)
         outcomes = run_batch(
             jobs,
             settled,
@@ -194,28 +168,9 @@ def _backend(own: dict[str, Any]) -> Any:
     """The backend asked for, its options checked before any row runs."""
     from ..batch.local import LocalBackend
 
-    name = own["backend"]
-    if name == "local":
-        for option in ("address", "workers"):
-            if own[option] is not None:
-                raise InvalidRequest(
-                    f"--{option} is for --backend ray; add it, or remove --{option}.",
-                    argument=option,
-                )
+    check_backend(own["backend"], own["address"], own["workers"], own["cpus_per_worker"])
+    if own["backend"] == "local":
         return LocalBackend()
-    if name != "ray":
-        raise InvalidRequest(f"--backend must be local or ray, not {name!r}.", argument="backend")
-    if own["cpus_per_worker"] < 1 or (own["workers"] is not None and own["workers"] < 1):
-        raise InvalidRequest(
-            "--workers and --cpus-per-worker must be at least 1.", argument="workers"
-        )
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise InvalidRequest(
-            "--backend ray needs Ray: pip install 'promptreel[ray]' (or pip install ray).",
-            argument="backend",
-        ) from None
     from ..batch.ray_backend import RayBackend
 
     return RayBackend(own["address"], own["cpus_per_worker"], own["workers"])

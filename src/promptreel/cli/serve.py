@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import InvalidRequest
+from .backends import Address, Backend, CpusPerWorker, Workers, check_backend
 from .threads import threads_sleep
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -25,28 +26,10 @@ def serve(
         typer.Option(envvar="PROMPTREEL_TOKEN", help="Required by every API route when set."),
     ] = None,
     max_queue: Annotated[int, typer.Option(help="Queued jobs before new ones get 429.")] = 100,
-    # the same options as `promptreel batch`'s (a test compares them)
-    backend: Annotated[
-        str, typer.Option(help="local (this process) or ray (actors on a Ray cluster).")
-    ] = "local",
-    address: Annotated[
-        str | None,
-        typer.Option(
-            help="With --backend ray: the cluster's address (default: start one here).",
-            show_default=False,
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            help="With --backend ray: how many actors (default: one per GPU, else per "
-            "--cpus-per-worker CPUs).",
-            show_default=False,
-        ),
-    ] = None,
-    cpus_per_worker: Annotated[
-        int, typer.Option(help="With --backend ray, without GPUs: CPUs an actor.")
-    ] = 1,
+    backend: Backend = "local",
+    address: Address = None,
+    workers: Workers = None,
+    cpus_per_worker: CpusPerWorker = 1,
 ) -> None:
     """Run the HTTP API, the web page and a worker; queued jobs survive a crash."""
     token = token or None  # an empty --token "" (or PROMPTREEL_TOKEN=) is no token
@@ -62,7 +45,7 @@ def serve(
         raise InvalidRequest(f"--port must be between 1 and 65535, not {port}.")
     if max_queue < 1:
         raise InvalidRequest(f"--max-queue must be at least 1, not {max_queue}.")
-    _check_backend(backend, address, workers, cpus_per_worker)
+    check_backend(backend, address, workers, cpus_per_worker)
     threads_sleep()
     from ..jobs.lock import hold_service_lock
     from ..jobs.store import JobStore
@@ -89,35 +72,6 @@ def serve(
     finally:
         if worker is not None:  # the port was taken, say: stop a Ray started here
             worker.stop()
-
-
-def _check_backend(
-    backend: str, address: str | None, workers: int | None, cpus_per_worker: int
-) -> None:
-    """The backend's options, as `promptreel batch` checks them."""
-    if backend == "local":
-        for option, value in (("address", address), ("workers", workers)):
-            if value is not None:
-                raise InvalidRequest(
-                    f"--{option} is for --backend ray; add it, or remove --{option}.",
-                    argument=option,
-                )
-        return
-    if backend != "ray":
-        raise InvalidRequest(
-            f"--backend must be local or ray, not {backend!r}.", argument="backend"
-        )
-    if cpus_per_worker < 1 or (workers is not None and workers < 1):
-        raise InvalidRequest(
-            "--workers and --cpus-per-worker must be at least 1.", argument="workers"
-        )
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise InvalidRequest(
-            "--backend ray needs Ray: pip install 'promptreel[ray]' (or pip install ray).",
-            argument="backend",
-        ) from None
 
 
 def _check_token(token: str) -> None:

@@ -15,22 +15,20 @@ at once (an actor cannot be asked to stop between two steps), and a fresh actor 
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import traceback
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from ..cluster import actor_count, connected, died, result, video_maker
-from ..errors import Cancelled, InvalidRequest, PromptreelError
+from ..cluster import actor_count, connected, died, died_reason, result, video_maker
+from ..errors import Cancelled, PromptreelError
 from ..generation import Progress
 from .store import MAX_ATTEMPTS, Job, JobStore
-from .worker import _Reporter, keep
+from .worker import Reporter, keep
 
 log = logging.getLogger("promptreel.worker")
 WAIT = 0.2  # seconds between two looks at the events while jobs run
-REACH_TIMEOUT = 5.0  # seconds to reach a cluster's address before saying it cannot be
 
 
 @dataclass
@@ -41,7 +39,7 @@ class _Slot:
     model: str | None = None
     job: Job | None = None
     ref: Any = None
-    reporter: _Reporter | None = None
+    reporter: Reporter | None = None
     ticket: int = 0  # the key of this run's progress events: stale ones name an older run
 
 
@@ -71,8 +69,6 @@ class RayWorker:
         self._count = 0
         self._slots: list[_Slot] = []
         self._tickets = 0
-        # actor deaths by job: `store.requeue` takes back the attempt its claim counted
-        self._deaths: dict[int, int] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -83,19 +79,9 @@ class RayWorker:
         connected)."""
         if self._cluster is not None:
             return
-        _check_reachable(self.address)
         cluster = ExitStack()
         try:
-            try:
-                self._ray = cluster.enter_context(connected(self.address))
-            except (ConnectionError, RuntimeError, ValueError) as e:  # what ray.init raises
-                what = f"join the Ray cluster at {self.address}" if self.address else "start Ray"
-                fix = "check --address" if self.address else "give --address of a running one"
-                raise InvalidRequest(
-                    f"cannot {what}: {' '.join(str(e).split())}; {fix}.",
-                    argument="address",
-                    value=self.address,
-                ) from None
+            self._ray = cluster.enter_context(connected(self.address))
             resources = self._ray.cluster_resources()
             self._count = actor_count(resources, self.workers, self.cpus_per_worker)
             self._maker = video_maker(self._ray, self.cpus_per_worker)
@@ -203,7 +189,7 @@ class RayWorker:
             self._tickets += 1
             slot.job, slot.ticket = job, self._tickets
             # its stop event is never set: on stopping, the loop kills the actors itself
-            slot.reporter = _Reporter(self.store, job.id, threading.Event())
+            slot.reporter = Reporter(self.store, job.id, threading.Event())
             # the row's settled request, without local folders (the service refuses them)
             slot.ref = slot.actor.make.remote(job.request, slot.ticket, events, folders=False)
 
@@ -217,7 +203,6 @@ class RayWorker:
             slot.reporter(progress)
         except Cancelled as exc:
             job = self._free(slot, replace=True)
-            self._deaths.pop(job.id, None)
             self.store.finish(job.id, "cancelled", reason=str(exc))
 
     def _collect(self, slot: _Slot) -> None:
@@ -231,7 +216,6 @@ class RayWorker:
             return
         job = self._free(slot, replace=False)
         slot.model = job.model
-        self._deaths.pop(job.id, None)
         if isinstance(found, PromptreelError):  # the job's own failure: not run again
             self.store.finish(job.id, "failed", reason=" ".join(str(found).split()))
             return
@@ -259,36 +243,11 @@ class RayWorker:
         return job
 
     def _retry(self, job: Job) -> None:
-        """A job whose actor died: queued again (its place kept), or failed once it has run
-        MAX_ATTEMPTS times. The store's attempts count the runs a service stop cut short."""
-        runs = job.attempts + self._deaths.get(job.id, 0)
-        if runs < MAX_ATTEMPTS:
-            self._deaths[job.id] = self._deaths.get(job.id, 0) + 1
-            self.store.requeue(job.id)
+        """A job whose actor died: queued again (its place kept, the run counted in the store,
+        so a service restart does not forget it), or failed once it has run MAX_ATTEMPTS
+        times."""
+        if job.attempts < MAX_ATTEMPTS:
+            self.store.requeue(job.id, attempt=True)
             self._wake.set()
             return
-        self._deaths.pop(job.id, None)
-        self.store.finish(
-            job.id,
-            "failed",
-            reason=f"the worker making it died {runs} times (killed, its node lost, or out of "
-            "memory); if memory, try fewer frames or a smaller size.",
-        )
-
-
-def _check_reachable(address: str | None) -> None:
-    """Refuse a HOST:PORT nothing answers at: `ray.init` would wait for it for minutes."""
-    if address is None:
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():  # `auto`, `local`: Ray's own words, its own answer
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=REACH_TIMEOUT).close()
-    except OSError as e:
-        raise InvalidRequest(
-            f"cannot reach a Ray cluster at --address {address}: {e.strerror or e}; start one "
-            "there (`ray start --head`) or give the address `ray status` prints.",
-            argument="address",
-            value=address,
-        ) from None
+        self.store.finish(job.id, "failed", reason=died_reason(job.attempts))

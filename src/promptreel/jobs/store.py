@@ -382,11 +382,13 @@ class JobStore:
                         (time.time(), row["id"]),
                     )
 
-    def requeue(self, job_id: int) -> None:
-        """Put a running job back at its place in the queue (a clean shutdown; not an attempt)."""
+    def requeue(self, job_id: int, *, attempt: bool = False) -> None:
+        """Put a running job back at its place in the queue: a clean shutdown is not an
+        attempt; `attempt`: its run was cut short (its Ray actor died) and counts as one."""
+        taken = "attempts" if attempt else "MAX(attempts - 1, 0)"
         with self._connect() as db:
             db.execute(
-                "UPDATE jobs SET status='queued', attempts = MAX(attempts - 1, 0), stage=NULL,"
+                f"UPDATE jobs SET status='queued', attempts = {taken}, stage=NULL,"
                 " step=0, total=0, eta=NULL WHERE id=? AND status='running'",
                 (job_id,),
             )

@@ -101,7 +101,7 @@ class Worker:
 
     def run_job(self, job: Job) -> None:
         """Run one claimed job to its end: succeeded, failed, cancelled, or back in the queue."""
-        reporter = _Reporter(self.store, job.id, self._stop)
+        reporter = Reporter(self.store, job.id, self._stop)
         self._job = job.id
         try:
             request = make_request(**job.request)
@@ -140,7 +140,7 @@ def keep(store: JobStore, job: Job, videos: list[Video]) -> None:
     store.finish(job.id, "succeeded", record=videos[0].record)
 
 
-class _Reporter:
+class Reporter:
     """The progress callback of one job: writes it to the store (at most every 0.1 s within a
     stage), computes the ETA of the denoising, and stops the job when asked to."""
 
