@@ -165,3 +165,53 @@ def test_more_cpus_an_actor_than_the_cluster_has_is_refused() -> None:
 
     with pytest.raises(InvalidRequest, match="too few for --cpus-per-worker 4"):
         actor_count({"CPU": 2.0}, None, 4)
+
+
+class _Events:
+    def put_nowait(self, event: object) -> None:
+        pass
+
+
+def test_an_actor_on_another_machine_gets_the_input_files_as_bytes(hub, tmp_path) -> None:
+    """An actor may run where the driver's files are not: it gets them as bytes, written under
+    their own names (the record names the file it read)."""
+    import hashlib
+
+    import torch
+    from conftest import plain_video
+
+    import promptreel
+    from promptreel.cluster import VideoMaker, packed
+    from promptreel.errors import InputError
+
+    hub("zeroscope-xl")
+    clip = tmp_path / "driver" / "in.mp4"
+    clip.parent.mkdir()
+    plain_video(clip, frames=8, side=64)
+    request = {
+        "prompt": "a kite",
+        "video": str(clip),
+        "model": "zeroscope-xl",
+        "height": 32,
+        "width": 32,
+        "num_frames": 3,
+        "num_inference_steps": 2,
+        "seed": 1,
+    }
+    inputs = packed(request)
+    moved = clip.rename(tmp_path / "moved.mp4")  # not on the actor's machine
+    threads = torch.get_num_threads()
+    try:
+        found = VideoMaker(threads).make(request, 1, _Events(), inputs=inputs)
+    finally:
+        torch.set_num_threads(threads)
+    assert found[0] == "videos", found
+    (frames, record), *_ = found[1]
+    digest = hashlib.sha256(moved.read_bytes()).hexdigest()
+    assert record["inputs"]["video"] == {"file": "in.mp4", "sha256": digest}
+    here = promptreel.generate(**{**request, "video": moved})
+    assert np.array_equal(frames, here.frames)
+
+    with pytest.raises(InputError, match="cannot be read") as refused:
+        packed({"video": str(clip)})
+    assert "\n" not in str(refused.value)

@@ -1,5 +1,9 @@
 """Ray: joining (or starting) a cluster, and the actor that makes videos on it.
 
+An actor may run on another machine: it settles the request against its own model folders,
+and gets the request's input files as bytes (`packed`), written to a folder of its own for
+the run.
+
 The batch backend (`batch.ray_backend`) and the service's Ray worker (`jobs.ray_worker`) share
 these: actors sized the same way, the same test of an actor that died under its job, the same
 results coming back to the driver, which writes and records them itself.
@@ -9,14 +13,18 @@ from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from . import errors
 from .errors import InvalidRequest, PromptreelError
 from .generation import Progress
+from .request import INPUT_FILES
 from .video import Video
+from .video.read import reason, refusal
 
 REACH_TIMEOUT = 5.0  # seconds to reach a cluster's address before saying it cannot be
 
@@ -31,8 +39,16 @@ class VideoMaker:
         torch.set_num_threads(threads)
 
     def make(
-        self, request: dict[str, Any], key: int, events: Any, *, folders: bool = True
+        self,
+        request: dict[str, Any],
+        key: int,
+        events: Any,
+        *,
+        inputs: Inputs,
+        folders: bool = True,
     ) -> tuple[Any, ...]:
+        """`inputs`: the request's input files, as `packed` read them on the driver: this node
+        may be another machine, without them."""
         from .generation import prepare, run
         from .request import make_request
 
@@ -40,9 +56,12 @@ class VideoMaker:
             events.put_nowait((key, progress.stage, progress.step, progress.total))
 
         try:
-            # settled on the actor's node, in its own model folders; `folders=False` refuses a
-            # model given as a local folder, as the service does (`prepare`)
-            videos = run(prepare(make_request(**request), folders=folders), progress=report)
+            with tempfile.TemporaryDirectory(prefix="promptreel-inputs-") as folder:
+                request = {**request, **_unpacked(inputs, Path(folder))}
+                # settled on the actor's node, in its own model folders; `folders=False`
+                # refuses a model given as a local folder, as the service does (`prepare`)
+                prepared = prepare(make_request(**request), folders=folders)
+                videos = run(prepared, progress=report)
         except PromptreelError as e:  # the job's own failure: not run again
             return ("error", type(e).__name__, str(e))
         control = videos[0].control
@@ -55,6 +74,47 @@ class VideoMaker:
 
     def ping(self) -> bool:
         return True
+
+
+# an input field -> (its file or folder name, {file name in the folder, or "": its bytes})
+Inputs = dict[str, tuple[str, dict[str, bytes]]]
+
+
+def packed(request: dict[str, Any]) -> Inputs:
+    """The request's input files (an image, a video, a folder of images) as bytes, for an
+    actor on any node. A file gone since the request was checked is the job's own failure."""
+    inputs: Inputs = {}
+    for name in INPUT_FILES:
+        given = request.get(name)
+        if not given:
+            continue
+        path = Path(given)
+        try:
+            if path.is_dir():
+                files = {f.name: f.read_bytes() for f in sorted(path.iterdir()) if f.is_file()}
+            else:
+                files = {"": path.read_bytes()}
+        except OSError as e:
+            raise refusal(name, given)(f"cannot be read ({reason(e)}); put it back") from None
+        inputs[name] = (path.name, files)
+    return inputs
+
+
+def _unpacked(inputs: Inputs, folder: Path) -> dict[str, str]:
+    """Write `inputs` under `folder` by their own names (a record names the file it read):
+    the request's fields, pointing at the copies."""
+    fields = {}
+    for name, (base, files) in inputs.items():
+        target = folder / name / base
+        target.parent.mkdir(parents=True)
+        if "" in files:
+            target.write_bytes(files[""])
+        else:
+            target.mkdir()
+            for file_name, data in files.items():
+                (target / file_name).write_bytes(data)
+        fields[name] = str(target)
+    return fields
 
 
 @contextmanager

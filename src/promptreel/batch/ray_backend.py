@@ -16,7 +16,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..cluster import actor_count, connected, died, died_reason, result, video_maker
+from ..cluster import (
+    actor_count,
+    connected,
+    died,
+    died_reason,
+    packed,
+    result,
+    video_maker,
+)
 from ..errors import PromptreelError
 from ..generation import Progress
 from ..jobs.store import MAX_ATTEMPTS
@@ -94,7 +102,15 @@ class RayBackend:
                             started(job)
                         # the row's request, settled on the actor's node (its own model folders)
                         request = job.request.model_dump(mode="json")
-                        worker.ref = worker.actor.make.remote(request, job.number, events)
+                        try:
+                            inputs = packed(request)
+                        except PromptreelError as e:
+                            worker.job = None
+                            yield job, e
+                            continue
+                        worker.ref = worker.actor.make.remote(
+                            request, job.number, events, inputs=inputs
+                        )
                 refs = [w.ref for w in workers if w.job is not None]
                 done, _ = ray.wait(refs, num_returns=1, timeout=0.2)
                 while not events.empty():

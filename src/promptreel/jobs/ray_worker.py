@@ -21,7 +21,15 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from ..cluster import actor_count, connected, died, died_reason, result, video_maker
+from ..cluster import (
+    actor_count,
+    connected,
+    died,
+    died_reason,
+    packed,
+    result,
+    video_maker,
+)
 from ..errors import Cancelled, PromptreelError
 from ..generation import Progress
 from .store import MAX_ATTEMPTS, Job, JobStore
@@ -190,8 +198,16 @@ class RayWorker:
             slot.job, slot.ticket = job, self._tickets
             # its stop event is never set: on stopping, the loop kills the actors itself
             slot.reporter = Reporter(self.store, job.id, threading.Event())
+            try:
+                inputs = packed(job.request)
+            except PromptreelError as e:  # its upload gone since: the job's own failure
+                self._free(slot, replace=False)
+                self.store.finish(job.id, "failed", reason=" ".join(str(e).split()))
+                continue
             # the row's settled request, without local folders (the service refuses them)
-            slot.ref = slot.actor.make.remote(job.request, slot.ticket, events, folders=False)
+            slot.ref = slot.actor.make.remote(
+                job.request, slot.ticket, events, inputs=inputs, folders=False
+            )
 
     def _report(self, ticket: int, progress: Progress) -> None:
         """One progress event to the store, as the local worker writes it; a cancel asked for
