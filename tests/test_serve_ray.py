@@ -194,3 +194,25 @@ def test_serve_s_backend_options_are_checked_in_one_line(cli, monkeypatch, args,
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # what `serve` sets for itself, undone after
     result = cli("serve", *args)
     assert result.code == 1 and error in result.err and result.err.count("\n") == 1, result.err
+
+
+def test_a_cancel_stops_a_job_that_reports_nothing(tmp_path: Path) -> None:
+    """A job loading its model, decoding, or waiting for a node sends no progress: the cancel
+    is seen by the worker's own look at the store, and the actor is killed."""
+    from types import SimpleNamespace
+
+    from promptreel.jobs.ray_worker import RayWorker, _Slot
+
+    store = JobStore(tmp_path / "jobs.db")  # not the service's: its worker would claim it
+    worker = RayWorker(store)
+    killed: list[str] = []
+    worker._ray = SimpleNamespace(kill=killed.append)
+    worker._maker = SimpleNamespace(remote=lambda threads: "a fresh actor")
+    job_id = store.add(JOBS[0], source="service")
+    worker._slots = [_Slot("its actor", model="shapes", job=store.claim(None), ref="its run")]
+    worker._cancel_asked()
+    assert store.get(job_id).status == "running" and killed == []
+    store.cancel(job_id)
+    worker._cancel_asked()
+    assert store.get(job_id).status == "cancelled" and killed == ["its actor"]
+    assert worker._slots[0].actor == "a fresh actor" and worker._slots[0].job is None

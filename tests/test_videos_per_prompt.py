@@ -55,22 +55,50 @@ def test_one_call_a_seed_gives_each_seed_s_own_video() -> None:
     assert "videos_per_prompt" not in promptreel.generate("a red circle", **SHAPES).record
 
 
-def test_a_pipeline_that_batches_makes_them_in_one_call_from_each_seed_s_noise(hub) -> None:
-    hub("wan2.1-t2v-1.3b")
-    videos = promptreel.generate("a fox", seed=3, num_videos_per_prompt=2, **WAN)
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        {"model": "wan2.1-t2v-1.3b", "height": 16, "width": 32, "num_frames": 5},
+        {"model": "ltx-video", "height": 32, "width": 64, "num_frames": 9},
+    ],
+    ids=["wan", "ltx"],
+)
+def test_a_pipeline_that_batches_makes_them_in_one_call_from_each_seed_s_noise(hub, sizes) -> None:
+    hub(sizes["model"])
+    fast = {**sizes, "num_inference_steps": 2}
+    videos = promptreel.generate("a fox", seed=3, num_videos_per_prompt=2, **fast)
     record = videos[1].record
     assert record["videos_per_prompt"] == {"n": 2, "number": 2, "how": "one batch"}
     assert record["pipeline_arguments"]["num_videos_per_prompt"] == 2
     assert [v.record["seed"] for v in videos] == [3, 4]
-    assert videos[0].frames.shape == (5, 16, 32, 3)
+    assert videos[0].frames.shape == (sizes["num_frames"], sizes["height"], sizes["width"], 3)
     assert not np.array_equal(videos[0].frames, videos[1].frames)
     # video 2 started from seed 4's noise: the video seed 4 makes alone, to rounding
-    alone = promptreel.generate("a fox", seed=4, **WAN)
+    alone = promptreel.generate("a fox", seed=4, **fast)
     difference = np.abs(videos[1].frames.astype(int) - alone.frames.astype(int))
     assert difference.max() <= 2, difference.max()
     # and the whole batch comes again the same
-    again = promptreel.generate("a fox", seed=3, num_videos_per_prompt=2, **WAN)
+    again = promptreel.generate("a fox", seed=3, num_videos_per_prompt=2, **fast)
     assert all(np.array_equal(a.frames, b.frames) for a, b in zip(videos, again, strict=True))
+
+
+def test_an_image_to_ltx_runs_one_call_a_seed(hub, tmp_path) -> None:
+    # LTX's image pipeline reads one image a generator: it is not given a batch
+    from PIL import Image
+
+    hub("ltx-video")
+    Image.new("RGB", (64, 32), "red").save(tmp_path / "red.png")
+    fast = {"model": "ltx-video", "height": 32, "width": 64, "num_frames": 9}
+    videos = promptreel.generate(
+        "a fox",
+        image=tmp_path / "red.png",
+        seed=3,
+        num_videos_per_prompt=2,
+        **fast,
+        num_inference_steps=2,
+    )
+    assert [v.record["videos_per_prompt"]["how"] for v in videos] == ["one call a seed"] * 2
+    assert "num_videos_per_prompt" not in videos[0].record["pipeline_arguments"]
 
 
 @pytest.mark.parametrize(
@@ -189,22 +217,45 @@ def test_the_plan_counts_a_batch_s_videos_and_not_one_call_a_seed_s(hub) -> None
     assert shapes_three == shapes_one
 
 
-def test_the_families_that_batch_videos_are_those_whose_pipeline_does() -> None:
-    """diffusers' pipelines take `num_videos_per_prompt`, but many set it back to 1 (CogVideoX,
-    AnimateDiff) or assert it is 1 (Text2Video-Zero): a family batches only where the call
-    uses it. A new diffusers that changes this fails here."""
+def test_the_pipelines_that_batch_use_the_count() -> None:
+    """A new diffusers that sets `num_videos_per_prompt` back to 1 in one of them fails here
+    (the tests above check that video k is seed + k - 1's)."""
     import inspect
 
     import diffusers
 
-    from promptreel.models.families import FAMILIES
+    from promptreel.models.families import BATCHES_VIDEOS, FAMILIES
 
-    for family in FAMILIES.values():
-        classes = {family.pipeline_class, family.image_pipeline_class} - {None}
-        for name in classes:
-            call = getattr(diffusers, name).__call__
-            source = inspect.getsource(call)
-            takes = "num_videos_per_prompt" in inspect.signature(call).parameters
-            uses = takes and "num_videos_per_prompt = 1" not in source
-            uses = uses and "assert num_videos_per_prompt == 1" not in source
-            assert family.batches_videos == (uses and not family.frames_as_batch), name
+    for name in BATCHES_VIDEOS:
+        call = getattr(diffusers, name).__call__
+        assert "num_videos_per_prompt" in inspect.signature(call).parameters, name
+        source = inspect.getsource(call)
+        assert "num_videos_per_prompt = 1" not in source, name
+        assert "assert num_videos_per_prompt == 1" not in source, name
+    assert {family.pipeline_class for family in FAMILIES.values()} >= BATCHES_VIDEOS
+
+
+def test_a_failed_save_leaves_no_part_of_the_job(monkeypatch) -> None:
+    from promptreel.errors import OutputError
+    from promptreel.jobs.files import outputs_dir
+    from promptreel.jobs.worker import keep
+    from promptreel.video import Video
+
+    store = JobStore()
+    job_id = store.add({"prompt": "a cat", "num_videos_per_prompt": 3}, source="service")
+    job = store.claim(None)
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    videos = [Video(frames, 8.0, record={"promptreel_record": 2, "seed": s}) for s in (1, 2, 3)]
+    real, calls = Video.save, []
+
+    def save(self, path, **options):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OutputError("no space left on the device")
+        return real(self, path, **options)
+
+    monkeypatch.setattr(Video, "save", save)
+    with pytest.raises(OutputError):
+        keep(store, job, videos)
+    assert list(outputs_dir().iterdir()) == []  # videos 1 and 2 went with it
+    assert store.get(job_id).outputs == []

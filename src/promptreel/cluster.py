@@ -72,9 +72,6 @@ class VideoMaker:
             None if control is None else (control.frames, control.record),
         )
 
-    def ping(self) -> bool:
-        return True
-
 
 # an input field -> (its file or folder name, {file name in the folder, or "": its bytes})
 Inputs = dict[str, tuple[str, dict[str, bytes]]]
@@ -201,14 +198,9 @@ def actor_count(resources: dict[str, float], workers: int | None, cpus_per_worke
 
 
 def died(ray: Any) -> tuple[type[BaseException], ...]:
-    """What Ray raises for a job whose actor died under it (killed, node lost, out of memory)."""
-    found = ray.exceptions
-    return (
-        found.RayActorError,
-        found.WorkerCrashedError,
-        found.NodeDiedError,
-        found.OutOfMemoryError,
-    )
+    """What Ray raises for a job that did not end on its own: its actor killed, its node or
+    its objects lost, out of memory. (A job's own failure comes back from `result`.)"""
+    return (ray.exceptions.RayError,)
 
 
 def result(ray: Any, ref: Any) -> list[Video] | PromptreelError:

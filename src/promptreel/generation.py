@@ -7,7 +7,7 @@
 so a bad request is refused before anything loads (the CLI, the worker and the service's queue
 all call it first). `run` loads the pipeline (reusing the one loaded), denoises and decodes, and
 returns the frames with their record: video k on seed `seed + k - 1`, all in one batch where
-the pipeline makes several videos at once (`Family.batches_videos`), else one call a seed.
+the pipeline makes several videos at once (`families.BATCHES_VIDEOS`), else one call a seed.
 The engine knows nothing of the history: the public `promptreel.generate` (api.py) records
 that around it.
 """
@@ -49,6 +49,7 @@ from .models import lora as lora_files
 from .models.card import ModelCard
 from .models.cards import CARDS, ESTIMATORS
 from .models.cross_frame import anchor_to_first_frame
+from .models.families import BATCHES_VIDEOS
 from .models.load import (
     LoadOptions,
     check_forward_chunking,
@@ -325,7 +326,7 @@ def _planned(p: Prepared, process: int, reused: bool) -> dict[str, Any] | None:
     return plan(found, setup, p.device, process).stages
 
 
-def _run(p: Prepared, clock: _StageClock) -> Video:
+def _run(p: Prepared, clock: _StageClock) -> list[Video]:
     request, card, device, dtype, settings = p.request, p.card, p.device, p.dtype, p.settings
     kwargs, folder = dict(p.kwargs), p.folder
 
@@ -387,7 +388,7 @@ def _run(p: Prepared, clock: _StageClock) -> Video:
     # 3. Run: encode the prompt, denoise, decode; the videos in one batch, or a call a seed
     n = settings.num_videos_per_prompt
     seeds = [settings.seed + k for k in range(n)]
-    at_once = card.family.batches_videos
+    at_once = p.pipeline_class in BATCHES_VIDEOS
     if at_once and n > 1:
         kwargs["num_videos_per_prompt"] = n
     calls = [seeds] if at_once else [[seed] for seed in seeds]
@@ -527,9 +528,10 @@ class _StageClock:
         self.call = 0
 
     def enter(self, stage: str) -> None:
-        """Start `stage`; what ran since the last lap is not counted."""
+        """Start `stage`; what ran since the last lap is not counted. The steps stay where they
+        are: a run's next pipeline call goes on from them."""
         self.stage = stage
-        self.report(Progress(stage))
+        self.report(Progress(stage, self.step, self.total))
         self.peaks.take()
         self.mark = time.perf_counter()
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..errors import OutputError, PromptreelError
+from ..jobs.files import all_or_none
 from ..jobs.history import how_it_ended
 from ..jobs.store import JobStore
 from ..request import GenerationRequest
@@ -148,13 +149,14 @@ def _keep(
         store.finish(row, "failed", reason=reason)
         return Outcome(job, "failed", paths, reason=reason, row_id=row)
     try:
-        for video, path in zip(result, paths, strict=True):
-            # a file in the way is replaced only if a run of this same job set out to write it
-            ours = store.batch_wrote(key, path)
-            store.add_output(row, path)  # before writing: a crash leaves it known
-            if path.is_dir():  # `save` would fill it with PNG frames
-                raise OutputError(f"{path} is a folder; move it out of the way")
-            video.save(path, overwrite=ours)
+        with all_or_none() as saved:  # a failed video takes those before it with it
+            for video, path in zip(result, paths, strict=True):
+                # a file in the way is replaced only if a run of this same job set out to write it
+                ours = store.batch_wrote(key, path)
+                store.add_output(row, path)  # before writing: a crash leaves it known
+                if path.is_dir():  # `save` would fill it with PNG frames
+                    raise OutputError(f"{path} is a folder; move it out of the way")
+                saved.append(video.save(path, overwrite=ours))
     except PromptreelError as e:
         store.finish(row, "failed", reason=str(e))
         return Outcome(job, "failed", paths, reason=str(e), row_id=row)

@@ -153,6 +153,7 @@ def make_video(
     rate: an input video's own, for a model that keeps it).
     """
     from ..generation import Progress, prepare, run
+    from ..jobs.files import all_or_none
     from ..jobs.history import history_entry
     from ..video import check_output_path
 
@@ -198,15 +199,15 @@ def make_video(
             if output is not None
             else [_fresh_name(video.record, suffix) for video in videos]
         )
-        saved = []
-        for video, path in zip(videos, paths, strict=True):
-            saved.append(video.save(path, overwrite=overwrite))
-            entry.add_output(saved[-1])
-        if save_control is not None:
-            control = videos[0].control
-            assert control is not None
-            saved.append(control.save(save_control, overwrite=overwrite))
-            entry.add_output(saved[-1])
+        with all_or_none() as saved:
+            for video, path in zip(videos, paths, strict=True):
+                saved.append(video.save(path, overwrite=overwrite))
+            if save_control is not None:
+                control = videos[0].control
+                assert control is not None
+                saved.append(control.save(save_control, overwrite=overwrite))
+        for path in saved:
+            entry.add_output(path)
         entry.succeeded(videos[0].record)
     if json_output:
         records = [video.record for video in videos]

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .. import jsontext
@@ -53,17 +54,34 @@ def job_files(job: Job) -> list[Path]:
         path = Path(name)
         if not _made_by(job, path):
             continue  # replaced since (`--overwrite` by a later run): that file is not ours
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if _PNG_FRAME.fullmatch(p.name))
-            files.append(path / "record.json")
-        else:
-            files += [path, path.with_name(path.name + ".json")]
+        files += output_files(path)
     for key in INPUT_FILES:
         value = job.request.get(key)
         # a CLI rerun of a service job names the same upload: only the service job owns it
         if value and job.source == "service" and Path(value).parent == uploads_dir():
             files.append(Path(value))
     return [f for f in files if f.is_file()]
+
+
+def output_files(output: Path) -> list[Path]:
+    """The files of one output: a video and its record beside it, or a folder's PNG frames and
+    its record."""
+    if output.is_dir():
+        frames = sorted(p for p in output.iterdir() if _PNG_FRAME.fullmatch(p.name))
+        return [*frames, output / "record.json"]
+    return [output, output.with_name(output.name + ".json")]
+
+
+@contextmanager
+def all_or_none() -> Iterator[list[Path]]:
+    """Save a run's outputs (appending each path saved to the list): if one fails (a full disk),
+    those saved before it are removed, so a failed run leaves no part of itself."""
+    saved: list[Path] = []
+    try:
+        yield saved
+    except BaseException:
+        remove_files([f for output in saved for f in output_files(output)])
+        raise
 
 
 def _made_by(job: Job, output: Path) -> bool:

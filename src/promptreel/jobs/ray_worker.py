@@ -169,6 +169,7 @@ class RayWorker:
     def _step(self, events: Any) -> None:
         """Give idle actors jobs, pass on progress, and take what finished."""
         self._claim_for_idle(events)
+        self._cancel_asked()
         refs = [slot.ref for slot in self._slots if slot.job is not None]
         if not refs:
             self._wake.wait(self.poll_interval)
@@ -204,10 +205,20 @@ class RayWorker:
                 self._free(slot, replace=False)
                 self.store.finish(job.id, "failed", reason=" ".join(str(e).split()))
                 continue
-            # the row's settled request, without local folders (the service refuses them)
+            # the job's request, without local folders (the service refuses them)
             slot.ref = slot.actor.make.remote(
                 job.request, slot.ticket, events, inputs=inputs, folders=False
             )
+
+    def _cancel_asked(self) -> None:
+        """Stop the jobs a cancel was asked for, also those that report nothing (loading,
+        decoding, waiting for a node): their actors killed."""
+        for slot in self._slots:
+            found = self.store.get(slot.job.id) if slot.job is not None else None
+            if found is not None and found.cancel_requested:
+                job = self._free(slot, replace=True)
+                stage = found.stage or "load"
+                self.store.finish(job.id, "cancelled", reason=f"cancelled at the {stage} stage")
 
     def _report(self, ticket: int, progress: Progress) -> None:
         """One progress event to the store, as the local worker writes it; a cancel asked for

@@ -25,7 +25,7 @@ from ..errors import Cancelled, PromptreelError
 from ..generation import Progress, prepare, run
 from ..request import make_request
 from ..video import Video
-from .files import control_output_path, output_path, outputs_dir
+from .files import all_or_none, control_output_path, output_path, outputs_dir
 from .store import Job, JobStore
 
 log = logging.getLogger("promptreel.worker")
@@ -128,15 +128,14 @@ def keep(store: JobStore, job: Job, videos: list[Video]) -> None:
     own names, each added to the row before the row says `succeeded`."""
     file_format = job.output_format or "mp4"
     outputs_dir().mkdir(parents=True, exist_ok=True)
-    for number, video in enumerate(videos, start=1):
-        store.add_output(
-            job.id, video.save(output_path(job.id, file_format, number), overwrite=True)
-        )
-    control = videos[0].control
-    if control is not None:  # after the videos (`files.output_index`)
-        store.add_output(
-            job.id, control.save(control_output_path(job.id, file_format), overwrite=True)
-        )
+    with all_or_none() as saved:
+        for number, video in enumerate(videos, start=1):
+            saved.append(video.save(output_path(job.id, file_format, number), overwrite=True))
+        control = videos[0].control
+        if control is not None:  # after the videos
+            saved.append(control.save(control_output_path(job.id, file_format), overwrite=True))
+    for path in saved:
+        store.add_output(job.id, path)
     store.finish(job.id, "succeeded", record=videos[0].record)
 
 

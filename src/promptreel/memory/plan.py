@@ -32,6 +32,7 @@ from torch import nn
 from ..device import DTYPES
 from ..models.architectures import Architecture
 from ..models.card import ModelCard
+from ..models.families import BATCHES_VIDEOS
 from ..request import GenerationRequest, Settings
 from . import stored
 from .trace import LiveBytes
@@ -374,9 +375,10 @@ def _footprint(
 
 
 def _at_once(card: ModelCard, settings: Settings) -> int:
-    """The videos of a request that go through the pipeline together (`Family.batches_videos`);
-    the others are made one after another, each in one video's memory."""
-    return settings.num_videos_per_prompt if card.family.batches_videos else 1
+    """The videos of a request that go through the pipeline together (`BATCHES_VIDEOS`); the
+    others are made one after another, each in one video's memory. (An image given to LTX
+    runs its image pipeline, one call a seed: planned as a batch, on the safe side.)"""
+    return settings.num_videos_per_prompt if card.family.pipeline_class in BATCHES_VIDEOS else 1
 
 
 def _frames(latents: tuple[int, int, int, int], n: int) -> tuple[int, int, int, int]:

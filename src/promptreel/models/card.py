@@ -45,10 +45,6 @@ class Family:
     # An image pipeline run on every frame at once (Text2Video-Zero's way): one prompt a frame,
     # the same starting noise for every frame, and every frame's self-attention on the first.
     frames_as_batch: bool = False
-    # Several videos of one request in one call (diffusers' `num_videos_per_prompt`): one batch
-    # through the denoiser. Others make them one call a seed: most pipelines that take the
-    # argument set it back to 1 (CogVideoX, AnimateDiff) or assert it is 1 (Text2Video-Zero).
-    batches_videos: bool = False
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,14 @@ CONTROL_PARAM_DEFAULTS: dict[str, dict[str, int]] = {
     "canny": {"low_threshold": 100, "high_threshold": 200}
 }
 
+# The pipelines that make a request's several videos in one call (diffusers'
+# `num_videos_per_prompt`) such that video k is the video seed + k - 1 makes alone: each
+# video's noise drawn from its own generator of a list, and nothing else random. The others
+# run one call a seed: CogVideoX and AnimateDiff set the argument back to 1, Text2Video-Zero
+# asserts it is 1, SVD draws its image noise from the first generator only, I2VGen-XL its image
+# latents from the global generator, and LTX's image-to-video reads one image a generator.
+BATCHES_VIDEOS = frozenset({"LTXPipeline", "WanPipeline"})
+
 FAMILIES: dict[str, Family] = {
     # ModelScope / Zeroscope text-to-video (UNet3DConditionModel).
     "TextToVideoSDPipeline": Family(
@@ -124,7 +132,6 @@ FAMILIES: dict[str, Family] = {
     # SVD conditions on an image only: no prompt, no negative prompt.
     "StableVideoDiffusionPipeline": Family(
         pipeline_class="StableVideoDiffusionPipeline",
-        batches_videos=True,
         tasks=("image-to-video",),
         takes_text=False,
         size_multiple=8,  # check_inputs: % 8; the spatio-temporal UNet forwards upsample sizes
@@ -152,7 +159,6 @@ FAMILIES: dict[str, Family] = {
     ),
     "I2VGenXLPipeline": Family(
         pipeline_class="I2VGenXLPipeline",
-        batches_videos=True,
         tasks=("image-to-video",),
         takes_text=True,
         size_multiple=8,  # check_inputs: % 8
@@ -257,7 +263,6 @@ FAMILIES: dict[str, Family] = {
     ),
     "LTXPipeline": Family(
         pipeline_class="LTXPipeline",
-        batches_videos=True,
         tasks=("text-to-video", "image-to-video"),
         takes_text=True,
         # check_inputs: % 32 (raises). VAE spatial factor 32 x transformer patch_size 1.
@@ -273,7 +278,6 @@ FAMILIES: dict[str, Family] = {
     ),
     "LTXImageToVideoPipeline": Family(
         pipeline_class="LTXImageToVideoPipeline",
-        batches_videos=True,
         tasks=("image-to-video",),
         takes_text=True,
         size_multiple=32,  # as LTXPipeline
@@ -284,7 +288,6 @@ FAMILIES: dict[str, Family] = {
     ),
     "WanPipeline": Family(
         pipeline_class="WanPipeline",
-        batches_videos=True,
         tasks=("text-to-video",),
         takes_text=True,
         # check_inputs: % 16 (raises). VAE spatial factor 8 x transformer patch (1, 2, 2).
