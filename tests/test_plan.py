@@ -370,3 +370,25 @@ def test_a_footprint_traced_once_is_kept_for_the_next_process(monkeypatch, promp
             kept.write_text(broken)
         monkeypatch.setattr(planner, "_traced", {})
         assert footprint() == first
+
+
+def test_plan_shows_what_each_other_precision_would_need(cli) -> None:
+    """Without --dtype the table is at the dtype a run takes; every other precision the device
+    runs gets its fastest setup that fits, from the same traces."""
+    result = json.loads(cli("plan", "--vram", "12GiB", "--num-frames", "16", "--json").out)
+    assert result["dtype"] == "float32"  # shapes' own
+    others = {o["dtype"]: o for o in result["other_dtypes"]}
+    assert set(others) == {"float16", "bfloat16"}
+    plain = next(p for p in result["plans"] if p["setup"] == result["best"]["setup"])
+    half = others["float16"]["best"]
+    assert half["setup"] == {**plain["setup"], "dtype": "float16"}
+    assert (
+        half["stages"]["denoise"]["peak_vram_bytes"] < plain["stages"]["denoise"]["peak_vram_bytes"]
+    )
+    assert half["time_cost"] < plain["time_cost"]
+    on_cpu = json.loads(cli("plan", "--device", "cpu", "--json").out)
+    assert [o["dtype"] for o in on_cpu["other_dtypes"]] == ["bfloat16"]  # no float16 on the CPU
+    shown = cli("plan", "--vram", "1MiB")
+    assert "at --dtype float16: nothing fits (the leanest needs" in shown.out
+    given = json.loads(cli("plan", "--dtype", "bfloat16", "--device", "cpu", "--json").out)
+    assert given["other_dtypes"] == []  # that one alone

@@ -16,7 +16,7 @@ import psutil
 from .device import accelerator_memory, check_offload, pick_device, pick_dtype
 from .errors import InvalidRequest, ModelNotDownloaded, about
 from .generation import prepare
-from .memory.plan import Setup, best, folder_architecture, footprint, plan, plan_all
+from .memory.plan import Setup, best, folder_architecture, footprint, plan, plan_all, setups
 from .models.architectures import ARCHITECTURES, Architecture
 from .models.card import ModelCard
 from .models.resolve import find_card
@@ -64,6 +64,35 @@ def plan_request(
         chosen = best(plans, limit, ram)
     else:
         plans, chosen = plan_all(card, architecture, settings, dtype, device, process, (limit, ram))
+    dtypes = []
+    if not explicit:  # the other precisions the device runs, from the same traces
+        traced = {  # the footprints plan_all traced for these setups: kept, not traced again
+            chunking: footprint(
+                card,
+                architecture,
+                settings,
+                dtype,
+                setups(device, dtype, chunking=chunking),
+                device,
+            )
+            for chunking in {p.setup.forward_chunking for p in plans}
+        }
+        for other in _other_dtypes(device, dtype):
+            theirs = [
+                plan(
+                    traced[p.setup.forward_chunking], replace(p.setup, dtype=other), device, process
+                )
+                for p in plans
+            ]
+            fastest = best(theirs, limit, ram)
+            leanest = min(theirs, key=lambda p: (p.peak_vram_bytes, p.peak_ram_bytes))
+            dtypes.append(
+                {
+                    "dtype": other,
+                    "best": None if fastest is None else fastest.as_json(),
+                    "leanest": leanest.as_json(),
+                }
+            )
     largest = None
     if chosen is None:  # what would: fewer frames, else a smaller size, with the leanest setup
         # (the leanest without forward chunking: chunked traces take minutes, see plan_all)
@@ -94,7 +123,16 @@ def plan_request(
         "plans": [p.as_json() for p in plans],
         "best": None if chosen is None else chosen.as_json(),
         "largest": largest,  # when nothing fits: the most frames, else the size, that would
+        # the other precisions: each one's fastest setup that fits, and its leanest
+        "other_dtypes": dtypes,
     }
+
+
+def _other_dtypes(device: str, dtype: str) -> list[str]:
+    """The precisions besides `dtype` that `--dtype` may run on `device` (no float16 on the
+    CPU): the plan shows what each would need."""
+    runs = ("float32", "bfloat16") if device == "cpu" else ("float16", "bfloat16", "float32")
+    return [other for other in runs if other != dtype]
 
 
 def _model(request: GenerationRequest, card: ModelCard) -> tuple[ModelCard, Settings, Architecture]:

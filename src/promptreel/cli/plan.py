@@ -79,6 +79,17 @@ def plan(**options: Any) -> None:
         )
     for line in table_lines(names, rows):
         print(line)
+    for other in result["other_dtypes"]:
+        name, fastest, leanest = other["dtype"], other["best"], other["leanest"]
+        if fastest is not None:
+            peak = size(fastest[f"peak_{memory.lower()}_bytes"])
+            print(
+                f"at --dtype {name}: {_switches(fastest['setup'], MEMORY_SWITCHES)} fits "
+                f"({peak} {memory}, {fastest['time_cost']:.2f}x)"
+            )
+        else:
+            peak = size(leanest[f"peak_{memory.lower()}_bytes"])
+            print(f"at --dtype {name}: nothing fits (the leanest needs {peak} {memory})")
     best = result["best"]
     largest = result["largest"]
     if best is None and largest is None:
