@@ -215,3 +215,19 @@ def test_an_actor_on_another_machine_gets_the_input_files_as_bytes(hub, tmp_path
     with pytest.raises(InputError, match="cannot be read") as refused:
         packed({"video": str(clip)})
     assert "\n" not in str(refused.value)
+
+
+def test_a_finished_batch_run_again_does_not_start_ray(cli, workdir, monkeypatch) -> None:
+    import promptreel.batch.ray_backend as backend
+
+    (workdir / "p.txt").write_text("a red circle moving right\n")
+    assert cli("batch", "p.txt", *FAST).code == 0  # made here, by the local backend
+    before = (workdir / "p" / "001-a-red-circle-moving-right-s0.mp4").stat().st_mtime_ns
+
+    def refuse(address):
+        raise AssertionError("Ray was started for a batch with nothing left to make")
+
+    monkeypatch.setattr(backend, "connected", refuse)
+    again = cli("batch", "p.txt", *RAY, *FAST)
+    assert again.code == 0 and "0 done, 1 skipped" in again.out, again.err
+    assert (workdir / "p" / "001-a-red-circle-moving-right-s0.mp4").stat().st_mtime_ns == before

@@ -73,12 +73,12 @@ class RayBackend:
         started: Callable[[BatchJob], None],
         progress: Callable[[BatchJob, Any], None],
     ) -> Iterator[tuple[BatchJob, list[Video] | PromptreelError]]:
+        if not jobs:
+            return
         ray = self._ray
         assert ray is not None, "enter the backend first: `with RayBackend(...) as backend`"
         from ray.util.queue import Queue
 
-        if not jobs:
-            return
         events = Queue()
         workers: list[_Worker] = []
         try:

@@ -16,7 +16,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -81,7 +81,9 @@ def run_batch(
     progress: Callable[[BatchJob, Any], None],
 ) -> list[Outcome]:
     """Run what is not done yet; the outcomes in the jobs' order. `settled`: each job's
-    request with every value settled (by number), as the store keeps it."""
+    request with every value settled (by number), as the store keeps it. The backend is
+    entered (a cluster joined) only when there is something to run, and before the output
+    folder is made: a cluster that cannot run the batch leaves nothing."""
     outcomes: dict[int, Outcome] = {}
     output_dir = output_dir.absolute()  # one key for the same files, from any folder
     paths = {job.number: [output_dir / name for name in job.filenames] for job in jobs}
@@ -107,31 +109,33 @@ def run_batch(
         row = store.add(request, source="batch", status="running", batch_key=keys[job.number])
         rows[job.number], began[job.number] = int(row or 0), time.monotonic()
 
-    try:
-        # closed on the way out, even by Ctrl-C: a backend stops its workers then
-        with closing(backend.run(todo, started=started, progress=progress)) as results:
-            for job, result in results:
-                seconds = time.monotonic() - began[job.number]
-                outcome = _keep(
-                    job, result, paths[job.number], store, rows[job.number], keys[job.number]
-                )
-                outcome.seconds = seconds
-                outcomes[job.number] = outcome
-                on_outcome(outcome)
-    except BaseException as exc:  # Ctrl-C, or a backend that broke: what ran is kept
-        status, reason = how_it_ended(exc)
-        for job in todo:
-            if job.number in rows and job.number not in outcomes:
-                store.finish(rows[job.number], status, reason=reason)
-                row = rows[job.number]
-                outcomes[job.number] = Outcome(
-                    job, "cancelled", paths[job.number], 0.0, reason, row
-                )
-        raise
-    finally:
-        for job in jobs:
-            outcomes.setdefault(job.number, Outcome(job, "cancelled", paths[job.number]))
-        write_summary(output_dir, [outcomes[job.number] for job in jobs], backend.name)
+    with backend if todo else nullcontext():
+        output_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            # closed on the way out, even by Ctrl-C: a backend stops its workers then
+            with closing(backend.run(todo, started=started, progress=progress)) as results:
+                for job, result in results:
+                    seconds = time.monotonic() - began[job.number]
+                    outcome = _keep(
+                        job, result, paths[job.number], store, rows[job.number], keys[job.number]
+                    )
+                    outcome.seconds = seconds
+                    outcomes[job.number] = outcome
+                    on_outcome(outcome)
+        except BaseException as exc:  # Ctrl-C, or a backend that broke: what ran is kept
+            status, reason = how_it_ended(exc)
+            for job in todo:
+                if job.number in rows and job.number not in outcomes:
+                    store.finish(rows[job.number], status, reason=reason)
+                    row = rows[job.number]
+                    outcomes[job.number] = Outcome(
+                        job, "cancelled", paths[job.number], 0.0, reason, row
+                    )
+            raise
+        finally:
+            for job in jobs:
+                outcomes.setdefault(job.number, Outcome(job, "cancelled", paths[job.number]))
+            write_summary(output_dir, [outcomes[job.number] for job in jobs], backend.name)
     return [outcomes[job.number] for job in jobs]
 
 

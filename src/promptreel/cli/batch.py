@@ -117,9 +117,7 @@ def batch(**options: Any) -> None:
     check_all(jobs, check, where)
     display = BatchDisplay(len(jobs), enabled=not own["quiet"] and sys.stderr.isatty())
     started = time.monotonic()
-    # entered before the output folder is made: a cluster that cannot run it leaves nothing
-    with backend, display:
-        output_dir.mkdir(parents=True, exist_ok=True)
+    with display:
         outcomes = run_batch(
             jobs,
             settled,
