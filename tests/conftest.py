@@ -158,3 +158,23 @@ def wait_for_health(base: str, token: str | None, thread: threading.Thread) -> N
 
 def bearer(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def wait_for_job(
+    client: Any,
+    job_id: int,
+    *,
+    until: Callable[[dict], bool] | None = None,
+    timeout: float = 120,
+    poll: float = 0.05,
+) -> dict:
+    """A service job as `GET /v1/jobs/{id}` shows it once `until` holds (by default: it has
+    ended); fails the test after `timeout` seconds."""
+    until = until or (lambda job: job["status"] not in ("queued", "running"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/v1/jobs/{job_id}").json()
+        if until(job):
+            return job
+        time.sleep(poll)
+    raise AssertionError(f"job {job_id} is still {job['status']} after {timeout} s")

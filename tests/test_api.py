@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import av
 import numpy as np
 import pytest
+from conftest import wait_for_job as _wait
 from fastapi.testclient import TestClient
 from PIL import Image
 
@@ -28,22 +29,6 @@ SMALL = {"model": "shapes", "num_frames": 4}  # the model that ships with prompt
 def client() -> Iterator[TestClient]:
     with TestClient(create_app(), base_url="http://localhost") as client:
         yield client
-
-
-def _wait(
-    client: TestClient,
-    job_id: int,
-    *,
-    until=lambda job: job["status"] not in ("queued", "running"),
-    timeout: float = 120,
-) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
 
 
 def _events(client: TestClient, job_id: int) -> list[tuple[str, dict]]:

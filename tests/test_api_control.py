@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
+from conftest import wait_for_job
 from fastapi.testclient import TestClient
 
 from promptreel.jobs.files import outputs_dir, uploads_dir
@@ -38,14 +39,7 @@ def idle() -> Iterator[TestClient]:
         yield client
 
 
-def _wait(client: TestClient, job_id: int, timeout: float = 300) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] not in ("queued", "running"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"job {job_id} still {job['status']} after {timeout} s")
+_wait = partial(wait_for_job, timeout=300, poll=0.1)
 
 
 def _edges_mp4(folder: Path, frames: int = 4) -> bytes:

@@ -7,12 +7,13 @@ for the module, and every test waits for its own jobs to end."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for_job
 from fastapi.testclient import TestClient
 
 from promptreel.jobs.files import output_path, outputs_dir
@@ -90,15 +91,7 @@ def _name(request: dict) -> str:
     return f"{request['prompt']} s{request['seed']} x{request['num_inference_steps']}"
 
 
-def _wait(client: TestClient, job_id: int, until=None, timeout: float = 60) -> dict:
-    until = until or (lambda job: job["status"] not in ("queued", "running"))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if until(job):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} is still {job['status']} after {timeout} s")
+_wait = partial(wait_for_job, timeout=60)
 
 
 def _frames(job_id: int) -> np.ndarray:

@@ -6,11 +6,11 @@ surface (Python, CLI, HTTP, batch), each video's record saying which it is and h
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import wait_for_job
 from fastapi.testclient import TestClient
 
 import promptreel
@@ -157,10 +157,7 @@ def test_the_service_serves_each_video_of_a_job() -> None:
     with TestClient(create_app(), base_url="http://localhost") as client:
         body = {"prompt": "a cat", "seed": 2, "num_videos_per_prompt": 2, **SHAPES}
         job_id = client.post("/v1/jobs", json=body).json()["id"]
-        deadline = time.monotonic() + 120
-        while (job := client.get(f"/v1/jobs/{job_id}").json())["status"] in ("queued", "running"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        job = wait_for_job(client, job_id)
         assert job["status"] == "succeeded", job
         assert job["video_urls"] == [
             f"/v1/jobs/{job_id}/video",

@@ -33,7 +33,7 @@ from ..cluster import (
 from ..errors import Cancelled, PromptreelError
 from ..generation import Progress
 from .store import MAX_ATTEMPTS, Job, JobStore
-from .worker import Reporter, keep
+from .worker import QueueWorker, Reporter, keep
 
 log = logging.getLogger("promptreel.worker")
 WAIT = 0.2  # seconds between two looks at the events while jobs run
@@ -51,11 +51,12 @@ class _Slot:
     ticket: int = 0  # the key of this run's progress events: stale ones name an older run
 
 
-class RayWorker:
-    """The `Worker` interface (start, stop_soon, stop, requeue_running, stopping, wake, alive,
-    loaded_model) over Ray actors. `address`: a running cluster's; None starts one here (and
-    stops it with the worker). `workers`: how many actors (default: one per GPU, else per
-    `cpus_per_worker` CPUs)."""
+class RayWorker(QueueWorker):
+    """The service's queue on Ray actors. `address`: a running cluster's; None starts one
+    here (and stops it with the worker). `workers`: how many actors (default: one per GPU,
+    else per `cpus_per_worker` CPUs)."""
+
+    thread_name = "promptreel-ray"
 
     def __init__(
         self,
@@ -66,20 +67,16 @@ class RayWorker:
         cpus_per_worker: int = 1,
         poll_interval: float = 0.25,
     ) -> None:
-        self.store = store
+        super().__init__(store, poll_interval=poll_interval)
         self.address = address
         self.workers = workers
         self.cpus_per_worker = cpus_per_worker
-        self.poll_interval = poll_interval
         self._cluster: ExitStack | None = None
         self._ray: Any = None
         self._maker: Any = None
         self._count = 0
         self._slots: list[_Slot] = []
         self._tickets = 0
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def connect(self) -> None:
         """Join the cluster (or start one here) and size the actors; a cluster that cannot be
@@ -100,43 +97,20 @@ class RayWorker:
 
     def start(self) -> None:
         self.connect()
-        self._thread = threading.Thread(target=self._loop, name="promptreel-ray", daemon=True)
-        self._thread.start()
-
-    def stop_soon(self) -> None:
-        """Stop now: the running jobs go back to the queue when their actors are killed."""
-        self._stop.set()
-        self._wake.set()
+        super().start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Kill the actors, put their jobs back in the queue, and stop Ray if it was started
-        here. A video being written when asked is finished first."""
-        self.stop_soon()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                self.requeue_running()
+        """Kill the actors (their jobs go back in the queue at once; a video being written
+        is finished first), and stop Ray if it was started here."""
+        super().stop(timeout)
         if self._cluster is not None:
             self._cluster.close()
             self._cluster = None
 
     def requeue_running(self) -> None:
-        """Put the running jobs back in the queue now: the process is about to end."""
         for slot in list(self._slots):
             if slot.job is not None:
                 self.store.requeue(slot.job.id)
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def wake(self) -> None:
-        """A job was queued: look now rather than at the next poll."""
-        self._wake.set()
-
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     @property
     def loaded_model(self) -> str | None:

@@ -36,29 +36,38 @@ class _Stopping(BaseException):
     """The service is shutting down: put the job back in the queue (not an error)."""
 
 
-class Worker:
+class QueueWorker:
+    """What every worker of the service's queue shares, whatever runs the jobs: a thread that
+    runs `_loop` until asked to stop, woken early when a job is queued. `Worker` runs them in
+    this process, `ray_worker.RayWorker` on Ray actors."""
+
+    thread_name = "promptreel-worker"
+
     def __init__(self, store: JobStore, *, poll_interval: float = 0.25) -> None:
         self.store = store
         self.poll_interval = poll_interval
-        self.loaded_model: str | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
-        self._job: int | None = None  # the job running now
+
+    @property
+    def loaded_model(self) -> str | None:
+        """The model (or models) loaded, for /v1/health."""
+        raise NotImplementedError
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="promptreel-worker", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.thread_name, daemon=True)
         self._thread.start()
 
     def stop_soon(self) -> None:
-        """Ask the running job to stop at its next step (the first Ctrl-C: do not wait for
-        open connections first)."""
+        """Ask the running jobs to stop (the first Ctrl-C: do not wait for open connections
+        first); they go back to their places in the queue."""
         self._stop.set()
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop at the next step; a job cut short goes back to its place in the queue, also
-        when its step outlasts `timeout` (the process is about to end)."""
+        """Stop; a job cut short goes back to its place in the queue, also when it outlasts
+        `timeout` (the process is about to end)."""
         self.stop_soon()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -66,9 +75,8 @@ class Worker:
                 self.requeue_running()
 
     def requeue_running(self) -> None:
-        """Put the running job back in the queue now: the process is about to end."""
-        if self._job is not None:
-            self.store.requeue(self._job)
+        """Put the running jobs back in the queue now: the process is about to end."""
+        raise NotImplementedError
 
     @property
     def stopping(self) -> bool:
@@ -81,6 +89,26 @@ class Worker:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        raise NotImplementedError
+
+
+class Worker(QueueWorker):
+    """Runs the jobs in this process, one at a time, each at its next step when stopped."""
+
+    def __init__(self, store: JobStore, *, poll_interval: float = 0.25) -> None:
+        super().__init__(store, poll_interval=poll_interval)
+        self._loaded: str | None = None
+        self._job: int | None = None  # the job running now
+
+    @property
+    def loaded_model(self) -> str | None:
+        return self._loaded
+
+    def requeue_running(self) -> None:
+        if self._job is not None:
+            self.store.requeue(self._job)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -120,7 +148,7 @@ class Worker:
             self.store.finish(job.id, "failed", reason=reason)
         finally:
             self._job = None
-            self.loaded_model = job.model
+            self._loaded = job.model
 
 
 def keep(store: JobStore, job: Job, videos: list[Video]) -> None:

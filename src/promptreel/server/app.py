@@ -29,7 +29,7 @@ import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -51,14 +51,11 @@ from ..jobs.files import (
 from ..jobs.history import rerun_request
 from ..jobs.lock import hold_service_lock, release_service_lock
 from ..jobs.store import Job, JobStore
-from ..jobs.worker import Worker
+from ..jobs.worker import QueueWorker, Worker
 from ..request import INPUT_FILES, MAX_VIDEOS_PER_PROMPT, GenerationRequest, one_line
 from .errors import ApiError
 from .job_body import JobCreate, check_job
 from .uploads import MAX_UPLOAD_BYTES, save_upload
-
-if TYPE_CHECKING:
-    from ..jobs.ray_worker import RayWorker
 
 STATIC = Path(__file__).parent / "static"
 MAX_JSON_BYTES = 2**20
@@ -110,7 +107,7 @@ def create_app(
     token: str | None = None,
     max_queued: int = 100,
     run_worker: bool = True,
-    worker: Worker | RayWorker | None = None,
+    worker: QueueWorker | None = None,
 ) -> FastAPI:
     """The service. `token`: every /v1 route then needs it (Bearer header or ?token=).
     Without a token, only loopback Host names are served: a site whose DNS name is rebound to
